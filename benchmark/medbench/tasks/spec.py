@@ -1,0 +1,114 @@
+"""The frozen description of a task: what it is, where its data comes from, how it is scored.
+
+A :class:`TaskSpec` is data only. The code that reads a data set lives in
+:mod:`medbench.data.datasets`; the spec names it by ``dataset`` and ``target``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["binary", "multiclass", "multilabel-segmentation", "instance-segmentation"]
+KINDS: tuple[str, ...] = ("binary", "multiclass", "multilabel-segmentation", "instance-segmentation")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Image size as ``(height, width)`` (``None``: native size per image) and channels."""
+
+    size: tuple[int, int] | None
+    channels: int
+
+    def describe(self) -> str:
+        size = "native" if self.size is None else f"{self.size[0]}x{self.size[1]}"
+        return f"{size}x{self.channels}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A summary metric of a task. ``per_class`` metrics are also reported per class."""
+
+    name: str
+    higher_is_better: bool
+    description: str
+    per_class: bool = False
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published number to compare against (shown as an unranked anchor row)."""
+
+    source: str
+    metric: str
+    value: float
+    note: str
+    per_class: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything that defines a task; bump ``version`` when splits, preparation or metrics change."""
+
+    name: str
+    version: int
+    kind: Kind
+    classes: tuple[str, ...]
+    input: InputSpec
+    dataset: str  # name in medbench.data.datasets
+    target: str  # which annotation of the data set this task predicts
+    title: str
+    description: str
+    split_file: str  # file name under medbench/tasks/splits/
+    split_sha256: str
+    split_note: str
+    metrics: tuple[Metric, ...]
+    primary_metric: str
+    policies: tuple[tuple[str, str], ...] = ()
+    references: tuple[Reference, ...] = ()
+    # Task-specific scoring options, e.g. pixel spacing for HD95 or the operating-point rules.
+    options: tuple[tuple[str, object], ...] = field(default=())
+
+    def metric(self, name: str) -> Metric:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    @property
+    def primary(self) -> Metric:
+        return self.metric(self.primary_metric)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics)
+
+    def option(self, name: str, default: object = None) -> object:
+        return dict(self.options).get(name, default)
+
+    def check(self) -> list[str]:
+        """Problems with this spec (empty when it is valid)."""
+        problems = []
+        if self.kind not in KINDS:
+            problems.append(f"kind {self.kind!r} is not one of {KINDS}")
+        if not self.classes:
+            problems.append("no classes")
+        if len(set(self.classes)) != len(self.classes):
+            problems.append(f"duplicate class names in {self.classes}")
+        if self.kind == "binary" and len(self.classes) != 2:
+            problems.append(f"a binary task has 2 classes (negative, positive); got {self.classes}")
+        if self.primary_metric not in self.metric_names:
+            problems.append(f"primary metric {self.primary_metric!r} not in {self.metric_names}")
+        if len(set(self.metric_names)) != len(self.metric_names):
+            problems.append("duplicate metric names")
+        if self.version < 1:
+            problems.append("version must be >= 1")
+        if len(self.split_sha256) != 64:
+            problems.append("split_sha256 is not a SHA-256 hex digest")
+        if self.input.channels not in (1, 3):
+            problems.append(f"channels must be 1 or 3; got {self.input.channels}")
+        for ref in self.references:
+            if ref.metric not in self.metric_names:
+                problems.append(f"reference {ref.source!r} uses unknown metric {ref.metric!r}")
+        return problems
