@@ -23,7 +23,7 @@ class InputSpec:
 
     def describe(self) -> str:
         size = "native" if self.size is None else f"{self.size[0]}x{self.size[1]}"
-        return f"{size}x{self.channels}"
+        return f"{size}, {'grey' if self.channels == 1 else 'RGB'}"
 
 
 @dataclass(frozen=True)

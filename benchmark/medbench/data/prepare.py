@@ -1,0 +1,294 @@
+"""Prepared caches: a task's data converted once to its size and stored as memory-mappable arrays.
+
+Layout of ``$MEDBENCH_HOME/prepared/<task>-v<version>/``::
+
+    manifest.json            task, versions, source, SHA-256 of every raw file and array file
+    <split>/images.npy       (n, H, W, C) uint8   (native sizes: images.data.npy + images.index.npy)
+    <split>/targets.npy      (n,) int64 labels | (n, C, H, W) bool masks | ragged uint16 label maps
+    <split>/cases.csv        case_id (+ group columns such as the source hospital)
+
+Preparation is atomic (written in a temporary folder, then renamed), so an interrupted prepare
+leaves no half cache. Resizing: images by area averaging (``cv2.INTER_AREA``) when shrinking and
+bilinear when enlarging; masks by area averaging then threshold at 0.5 (nearest when enlarging);
+label maps of native-size tasks are never resized.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from medbench import __version__
+from medbench.data.arrays import Ragged, load_array, save_array
+from medbench.data.datasets import DATASETS, Located
+from medbench.data.files import atomic_dir, remove_stale_temporaries, sha256_bytes, sha256_file
+from medbench.data.sources import Progress, absent_note, find_local, data_roots, locate, medbench_home
+from medbench.errors import ChecksumError, DataError, DataNotFoundError
+from medbench.tasks import TaskSpec, get_task
+from medbench.tasks.spec import SPLITS
+from medbench.tasks.splits import load_split
+
+PREP_VERSION = 1  # bump when this module changes what it writes
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split of a prepared task. ``targets`` is None for a test set handed to a submission."""
+
+    name: str
+    case_ids: tuple[str, ...]
+    images: np.ndarray | Ragged
+    targets: np.ndarray | Ragged | None
+    cases: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    spec: TaskSpec
+    path: Path
+    manifest: dict
+
+    def split(self, name: str, *, with_targets: bool = True) -> SplitData:
+        folder = self.path / name
+        cases = pd.read_csv(folder / "cases.csv", dtype=str, keep_default_na=False)
+        images = load_array(folder, "images")
+        targets = load_array(folder, "targets") if with_targets else None
+        return SplitData(name, tuple(cases["case_id"]), images, targets, cases)
+
+    @property
+    def data_sha256(self) -> str:
+        return self.manifest["data_sha256"]
+
+    @property
+    def source(self) -> dict:
+        return self.manifest["source"]
+
+    def verify(self) -> None:
+        """Re-hash every array file; a changed file raises ChecksumError naming it."""
+        for rel, expected in self.manifest["arrays"].items():
+            path = self.path / rel
+            if not path.is_file():
+                raise ChecksumError(f"prepared file {path} is missing; run `medbench data prepare {self.spec.name} --force`")
+            found = sha256_file(path)
+            if found != expected:
+                raise ChecksumError(
+                    f"prepared file {path} changed after preparation (expected SHA-256 "
+                    f"{expected}, found {found}); run `medbench data prepare {self.spec.name} --force`"
+                )
+
+
+def prepared_dir(spec: TaskSpec) -> Path:
+    return medbench_home() / "prepared" / f"{spec.name}-v{spec.version}"
+
+
+def load_prepared(spec: TaskSpec | str) -> PreparedTask | None:
+    """The task's prepared cache if it is complete and current, else None."""
+    spec = get_task(spec) if isinstance(spec, str) else spec
+    path = prepared_dir(spec)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if (
+        manifest.get("prep_version") != PREP_VERSION
+        or manifest.get("task_version") != spec.version
+        or manifest.get("split_sha256") != spec.split_sha256
+    ):
+        return None
+    return PreparedTask(spec, path, manifest)
+
+
+# --- resizing ------------------------------------------------------------------------------------
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W, C)`` uint8 -> ``(size[0], size[1], C)``: area when shrinking, bilinear when enlarging."""
+    h, w = image.shape[:2]
+    if (h, w) == tuple(size):
+        return image
+    shrink = size[0] <= h and size[1] <= w
+    out = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return out.reshape(size[0], size[1], image.shape[2])
+
+
+def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(C, H, W)`` bool -> ``(C, *size)`` bool: area fraction >= 0.5 when shrinking, else nearest."""
+    c, h, w = masks.shape
+    if (h, w) == tuple(size):
+        return masks.astype(bool)
+    shrink = size[0] <= h and size[1] <= w
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_NEAREST
+    stack = masks.transpose(1, 2, 0).astype(np.float32)
+    out = cv2.resize(stack, (size[1], size[0]), interpolation=interp).reshape(size[0], size[1], c)
+    return (out >= 0.5).transpose(2, 0, 1)
+
+
+# --- preparation ---------------------------------------------------------------------------------
+
+
+def assign_splits(spec: TaskSpec, split: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
+    """``case_id, split[, group]`` for every case, checked against the cases found on disk."""
+    if spec.option("split_unit") == "sequence":
+        # The committed split names sequences; a contiguous tail of the training sequence validates.
+        by_seq = dict(zip(split["case_id"], split["split"], strict=True))
+        rows = cases.reset_index()[["case_id", "sequence"]].copy()
+        rows["split"] = [by_seq.get(s, "") for s in rows["sequence"]]
+        rows = rows[rows["split"] != ""].sort_values("case_id")
+        train = rows[rows["split"] == "train"]
+        n_val = int(round(len(train) * float(spec.option("val_fraction", 0.2))))
+        if n_val:
+            rows.loc[train.index[-n_val:], "split"] = "val"
+        return rows.rename(columns={"sequence": "group"})[["case_id", "split", "group"]]
+    missing = sorted(set(split["case_id"]) - set(cases.index))
+    if missing:
+        raise DataNotFoundError(
+            f"{len(missing)} of the {len(split)} cases of task {spec.name!r} are missing from the "
+            f"data: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+        )
+    return split
+
+
+def _read_case(spec: TaskSpec, loc: Located, case_id: str) -> tuple[np.ndarray, object]:
+    ds = DATASETS.get(spec.dataset)
+    image = ds.image(loc, case_id)
+    target = ds.target(loc, case_id, spec.target)
+    if image.ndim != 3 or image.dtype != np.uint8:
+        raise DataError(f"{spec.name}: image {case_id} must be (H, W, C) uint8; got {image.shape} {image.dtype}")
+    if image.shape[2] != spec.input.channels:
+        from medbench.data.datasets.base import to_hwc_uint8
+
+        image = to_hwc_uint8(image, channels=spec.input.channels)
+    if spec.input.size is not None:
+        image = resize_image(image, spec.input.size)
+        if spec.kind == "multilabel-segmentation":
+            target = resize_masks(np.asarray(target), spec.input.size)
+    elif spec.kind == "instance-segmentation" and np.asarray(target).shape != image.shape[:2]:
+        raise DataError(
+            f"{spec.name}: label map of {case_id} is {np.asarray(target).shape}, image is {image.shape[:2]}"
+        )
+    return image, target
+
+
+def _stack(spec: TaskSpec, items: list) -> np.ndarray | Ragged:
+    if spec.kind == "instance-segmentation":
+        return Ragged.from_arrays([np.asarray(t, np.uint16) for t in items])
+    if spec.kind == "multilabel-segmentation":
+        return np.stack([np.asarray(t, bool) for t in items])
+    return np.asarray(items, np.int64)
+
+
+def prepare(
+    spec: TaskSpec | str,
+    *,
+    from_dir: str | Path | None = None,
+    force: bool = False,
+    allow_download: bool = True,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> PreparedTask:
+    """Prepare ``spec``'s data once (a ready cache returns at once unless ``force``)."""
+    spec = get_task(spec) if isinstance(spec, str) else spec
+    if not force and (ready := load_prepared(spec)) is not None:
+        return ready
+    started = time.perf_counter()
+    split = load_split(spec)
+    loc = locate(spec.dataset, from_dir=from_dir, allow_download=allow_download)
+    ds = DATASETS.get(spec.dataset)
+    cases = ds.cases(loc)
+    assigned = assign_splits(spec, split, cases)
+    total, done = len(assigned), 0
+    remove_stale_temporaries(prepared_dir(spec).parent)
+    workers = workers or min(8, os.cpu_count() or 1)
+    with atomic_dir(prepared_dir(spec)) as tmp, ThreadPoolExecutor(workers) as pool:
+        array_hashes: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        for name in SPLITS:
+            rows = assigned[assigned["split"] == name]
+            ids = list(rows["case_id"])
+            images, targets = [], []
+            for image, target in pool.map(lambda c: _read_case(spec, loc, c), ids):
+                images.append(image)
+                targets.append(target)
+                done += 1
+                if progress:
+                    progress(done, total)
+            folder = tmp / name
+            folder.mkdir()
+            table = rows.reset_index(drop=True)
+            extra = [c for c in cases.columns if c in ("source", "type")]
+            for column in extra:
+                table[column] = [cases.loc[c, column] for c in ids]
+            table.to_csv(folder / "cases.csv", index=False, lineterminator="\n")
+            image_array = (
+                Ragged.from_arrays(images) if spec.input.size is None
+                else np.stack(images) if images
+                else np.zeros((0, *spec.input.size, spec.input.channels), np.uint8)
+            )
+            written = save_array(folder, "images", image_array)
+            written += save_array(folder, "targets", _stack(spec, targets))
+            for path in [folder / "cases.csv", *written]:
+                array_hashes[path.relative_to(tmp).as_posix()] = sha256_file(path)
+            counts[name] = len(ids)
+        raw = dict(sorted(loc.read.items()))
+        manifest = {
+            "task": spec.name,
+            "task_version": spec.version,
+            "prep_version": PREP_VERSION,
+            "split_sha256": spec.split_sha256,
+            "medbench_version": __version__,
+            "source": {"dataset": spec.dataset, "layout": loc.layout, "root": str(loc.root)},
+            "counts": counts,
+            "raw_files": raw,
+            # The data hash: raw files when there are any, else (generated data) the arrays.
+            "data_sha256": sha256_bytes(
+                "\n".join(f"{k} {v}" for k, v in sorted((raw or array_hashes).items())).encode()
+            ),
+            "arrays": array_hashes,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    ready = load_prepared(spec)
+    assert ready is not None
+    return ready
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    task: str
+    state: str  # prepared | available | generated | absent
+    detail: str
+
+
+def status(spec: TaskSpec | str, *, from_dir: str | Path | None = None) -> DataStatus:
+    """Whether a task's data is prepared, available to prepare, or absent (and why)."""
+    spec = get_task(spec) if isinstance(spec, str) else spec
+    ds = DATASETS.get(spec.dataset)
+    ready = load_prepared(spec)
+    if ready is not None:
+        counts = "/".join(str(ready.manifest["counts"][s]) for s in SPLITS)
+        return DataStatus(spec.name, "prepared", f"{counts} train/val/test at {ready.path}")
+    if ds.generated:
+        return DataStatus(spec.name, "generated", "synthetic; `medbench data prepare` makes it in seconds")
+    located, _ = find_local(ds, data_roots(from_dir))
+    if located is not None:
+        return DataStatus(spec.name, "available", f"{located.layout} layout at {located.root}")
+    note = absent_note(spec.dataset, from_dir)
+    how = "downloads on prepare" if ds.downloads else ds.obtain
+    return DataStatus(spec.name, "absent", f"{note + '. ' if note else ''}{how}")
