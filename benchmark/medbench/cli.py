@@ -197,5 +197,180 @@ def data_prepare(
         )
 
 
+# --- score ---------------------------------------------------------------------------------------
+
+
+def _metric_table(title: str, summary: dict, per_class: dict) -> Table:
+    table = Table(title=title)
+    for column in ("metric", "value", "95 % CI", "n", "undefined"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+
+    def fmt(v):
+        return "-" if v is None or v != v else f"{v:.4f}"
+
+    for name, m in summary.items():
+        ci = f"[{fmt(m.ci_low)}, {fmt(m.ci_high)}]" if m.ci_low is not None else "-"
+        table.add_row(name, fmt(m.value), ci, str(m.n), str(m.n_undefined))
+    for cls, metrics in per_class.items():
+        for name, m in metrics.items():
+            ci = f"[{fmt(m.ci_low)}, {fmt(m.ci_high)}]" if m.ci_low is not None else "-"
+            table.add_row(f"{name} · {cls}", fmt(m.value), ci, str(m.n), str(m.n_undefined))
+    return table
+
+
+@app.command("score")
+@reports_errors
+def score_command(
+    task: Annotated[str, typer.Argument(help="Task name.")],
+    predictions: Annotated[Path, typer.Argument(help="CSV (case_id,score | case_id,p0..) or NPZ keyed by case id.")],
+    split: Annotated[str, typer.Option("--split", help="test or val")] = "test",
+    val_predictions: Annotated[
+        Path | None,
+        typer.Option("--val-predictions", help="Predictions on val: binary operating points are chosen there."),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Score a predictions file against the task's hidden labels, as Kaggle scores an upload."""
+    import numpy as np
+
+    from medbench.data.arrays import Ragged
+    from medbench.data.prepare import prepare
+    from medbench.predictions import read_predictions, validate
+    from medbench.scoring import score
+    from medbench.tasks import get_task
+
+    spec = get_task(task)
+    if split not in ("test", "val"):
+        raise MedbenchError(f"--split must be test or val; got {split!r}")
+    prepared = prepare(spec)
+    truth = prepared.split(split)
+    shapes = truth.targets.shapes() if isinstance(truth.targets, Ragged) else None
+    preds = validate(spec, read_predictions(predictions, spec), truth.case_ids, shapes=shapes)
+    val = None
+    if val_predictions is not None:
+        if spec.kind != "binary":
+            raise MedbenchError("--val-predictions is for binary tasks (operating points)")
+        v = prepared.split("val")
+        val = (np.asarray(v.targets), validate(spec, read_predictions(val_predictions, spec), v.case_ids))
+    targets = list(truth.targets) if isinstance(truth.targets, Ragged) else np.asarray(truth.targets)
+    report = score(spec, preds, targets, truth.cases, split=split, val=val)
+    if format == "json":
+        out = report.to_dict()
+        out.pop("per_case")
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return
+    console.print(_metric_table(f"{spec.name} ({split}, {len(truth)} cases)", report.summary, report.per_class))
+    if spec.kind == "binary" and val is None:
+        console.print("[dim]operating points not reported: give --val-predictions to choose them on val[/]")
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+@app.command("run")
+@reports_errors
+def run_command(
+    paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Only these tasks (repeat).")] = None,
+    seed: Annotated[list[int] | None, typer.Option("--seed", "-s", help="Seeds (repeat; default 0).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda if present).")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds per run before it is killed.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their checkpoints.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run even if an identical run is recorded.")] = False,
+    results_dir: Annotated[Path, typer.Option("--results-dir", help="Where records go.")] = Path("leaderboards/results"),
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Override [train] epochs (quick runs).")] = None,
+    memory_limit: Annotated[int | None, typer.Option("--memory-limit", help="Address-space limit of the child, MiB.")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local, process or ray.")] = "local",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel runs (process/ray).")] = 1,
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address ('auto' joins one).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI).")] = False,
+) -> None:
+    """Train and evaluate submissions on their tasks; write a result record per run."""
+    from medbench.executors import get_executor
+    from medbench.runner import RunOptions, plan
+
+    runs = plan(paths, task or (), seed or [0])
+    options = RunOptions(
+        device=device, timeout=timeout, resume=resume, force=force, results_dir=results_dir,
+        memory_limit_mb=memory_limit, train_overrides={"epochs": epochs} if epochs else {},
+    )
+    console.print(f"{len(runs)} run(s): " + ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs))
+    with progress_bar(quiet) as bar:
+        jobs_by_run: dict = {}
+
+        def on_event(event: dict) -> None:
+            key = (event.get("submission"), event.get("task"), event.get("seed"))
+            if event.get("event") == "start":
+                jobs_by_run["current"] = bar.add_task(f"{key[0]} · {key[1]} · seed {key[2]} ({event.get('device')})", total=None)
+            elif event.get("event") == "epoch" and "current" in jobs_by_run:
+                metric = event.get("val_metric")
+                bar.update(
+                    jobs_by_run["current"], completed=event.get("epoch"), total=event.get("epochs"),
+                    description=(
+                        f"epoch {event.get('epoch')}/{event.get('epochs')} loss {event.get('loss', float('nan')):.4f} "
+                        f"val {metric if metric is None else round(metric, 4)} "
+                        f"{event.get('images_per_s', 0):.0f} img/s"
+                    ),
+                )
+
+        outcomes = get_executor(executor, jobs=jobs, address=address).run(runs, options, on_event)
+    failed = 0
+    for o in outcomes:
+        name = f"{o.run.submission.name}/{o.run.task}/seed{o.run.seed}"
+        if o.status == "ok":
+            primary = o.record["primary_metric"]
+            m = o.record["metrics"].get(primary, {})
+            ci = f" [{m.get('ci_low') or float('nan'):.4f}, {m.get('ci_high') or float('nan'):.4f}]" if m.get("ci_low") is not None else ""
+            value = m.get("value")
+            shown = "undefined" if value is None else f"{value:.4f}"
+            console.print(f"[green]ok[/]      {name}: {primary} {shown}{ci} -> {o.path}")
+        elif o.status == "skipped":
+            console.print(f"[cyan]skipped[/] {name}: {o.message} ({o.path})")
+        else:
+            failed += 1
+            where = f" -> {o.path}" if o.path else ""
+            err_console.print(f"[bold red]failed[/]  {name}: {o.message}{where}", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- new, check ----------------------------------------------------------------------------------
+
+
+@app.command("new")
+@reports_errors
+def new_command(
+    name: Annotated[str, typer.Argument(help="Name of the new submission.")],
+    template: Annotated[str, typer.Option("--template", help="torch or sklearn")] = "torch",
+    directory: Annotated[Path, typer.Option("--dir", help="Parent folder.")] = Path("submissions"),
+) -> None:
+    """Scaffold submissions/NAME with a working manifest, model and README."""
+    from medbench.submission.templates import render_template
+
+    files = render_template(template, name, directory / name)
+    for f in files:
+        console.print(f"created {f}")
+    console.print(f"next: [bold]medbench check {directory / name}[/], then [bold]medbench run {directory / name}[/]")
+
+
+@app.command("check")
+@reports_errors
+def check_command(
+    path: Annotated[Path, typer.Argument(help="Submission folder.")],
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Only these tasks.")] = None,
+) -> None:
+    """Load a submission and run fit/predict on tiny synthetic data of each task it enters."""
+    from medbench.check import check_submission
+
+    results = check_submission(path, tasks=task)
+    bad = 0
+    for r in results:
+        mark = "[green]ok[/]  " if r.ok else "[bold red]FAIL[/]"
+        console.print(f"{mark} {r.task}: {r.message} ({r.seconds:.1f} s)", soft_wrap=True)
+        bad += not r.ok
+    if bad:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,131 @@
+"""The child process of a run: load the submission, fit, predict, write predictions. Nothing else.
+
+Started by the runner as ``python -m medbench.child JOB.json``. It receives the paths of the
+train and validation splits (with labels) and of a copy of the test images made for this run;
+it never opens the test labels. Progress goes to stdout as ``MEDBENCH_EVENT {json}`` lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EVENT = "MEDBENCH_EVENT "
+
+
+def emit(kind: str, **data: Any) -> None:
+    sys.stdout.write(EVENT + json.dumps({"event": kind, **data}, default=float) + "\n")
+    sys.stdout.flush()
+
+
+def _dataset(folder: str, *, labelled: bool):
+    import pandas as pd
+
+    from medbench.data.arrays import load_array
+    from medbench.submission.api import Dataset
+
+    path = Path(folder)
+    ids = tuple(pd.read_csv(path / "cases.csv", dtype=str, keep_default_na=False)["case_id"])
+    images = load_array(path, "images")
+    return Dataset(images, ids, load_array(path, "targets") if labelled else None)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    from medbench.data.files import atomic_path
+    from medbench.predictions import to_npz_dict
+    from medbench.submission.api import Dataset, RunContext, TaskInfo
+    from medbench.submission.loader import read_manifest, load_entry
+    from medbench.tasks import get_task
+
+    started = time.perf_counter()
+    seed_everything(job["seed"])
+    manifest = read_manifest(job["submission"])
+    submission = load_entry(manifest)
+    spec = get_task(job["task"])
+    train_table = manifest.train_for(spec.name)
+    train_table.update(job.get("train_overrides", {}))
+    task = TaskInfo.from_spec(spec, train_table)
+    logger = logging.getLogger("medbench.submission")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    workdir = Path(job["workdir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    ctx = RunContext(
+        device=job["device"], seed=job["seed"], workdir=workdir, logger=logger, train=task.train,
+        quiet=True, resume=job.get("resume", False),
+        on_epoch=lambda info: emit("epoch", **info),
+    )
+    train = _dataset(job["train"], labelled=True)
+    val = _dataset(job["val"], labelled=True)
+    test = _dataset(job["test"], labelled=False)
+    emit("fit", n_train=len(train), n_val=len(val))
+    t0 = time.perf_counter()
+    submission.fit(task, train, val, ctx)
+    fit_s = time.perf_counter() - t0
+    emit("predict", n_test=len(test))
+    t0 = time.perf_counter()
+    test_pred = submission.predict(task, test, ctx)
+    predict_s = time.perf_counter() - t0
+    # Validation predictions choose operating points; the submission sees val images only here.
+    val_pred = submission.predict(task, Dataset(val.images, val.case_ids), ctx)
+    out = Path(job["output"])
+    for name, ids, pred in (("test", test.case_ids, test_pred), ("val", val.case_ids, val_pred)):
+        arrays = to_npz_dict(ids, pred)
+        with atomic_path(out / f"predictions-{name}.npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+    info = {"fit_s": fit_s, "predict_s": predict_s, "child_s": time.perf_counter() - started,
+            "device": job["device"], "device_name": job["device"], "peak_gpu_memory_mb": None}
+    try:
+        import torch
+
+        if job["device"].startswith("cuda") and torch.cuda.is_available():
+            info["device_name"] = torch.cuda.get_device_name()
+            info["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    from medbench.data.files import write_json_atomic
+
+    argv = sys.argv[1:] if argv is None else argv
+    job = json.loads(Path(argv[0]).read_text())
+    os.environ.setdefault("PYTHONHASHSEED", str(job["seed"]))
+    try:
+        info = run_job(job)
+    except BaseException as exc:
+        from medbench.errors import MedbenchError
+
+        import traceback
+
+        traceback.print_exc()
+        write_json_atomic(Path(job["output"]) / "child-error.json", {
+            "type": type(exc).__name__, "message": str(exc), "medbench_error": isinstance(exc, MedbenchError),
+        })
+        return 3
+    write_json_atomic(Path(job["output"]) / "child-result.json", info)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Result records: one JSON file per (task, submission, seed), written atomically, hash-sealed.
+
+A record carries everything needed to trust and reproduce a number: the task version, split and
+data hashes, the submission's content hash, seed, device, library versions and git commit, the
+metrics with their confidence intervals, per-class values and per-case scores. Its
+``record_sha256`` is the SHA-256 of its own canonical JSON without that field, so a hand-edited
+number is detected.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from medbench import __version__
+from medbench.data.files import sha256_bytes, write_json_atomic
+from medbench.errors import RecordError
+
+SCHEMA = "medbench.result/1"
+REQUIRED = ("schema", "status", "task", "submission", "seed", "record_sha256")
+
+
+def record_path(results_dir: str | Path, task: str, submission: str, seed: int) -> Path:
+    return Path(results_dir) / task / f"{submission}.seed{seed}.json"
+
+
+def canonical_json(record: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def seal(record: dict[str, Any]) -> dict[str, Any]:
+    """Return ``record`` with its ``record_sha256`` set."""
+    record = dict(record)
+    record["record_sha256"] = sha256_bytes(canonical_json(record))
+    return record
+
+
+def write_record(path: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Seal and write ``record`` atomically (a crash leaves the old file or the new one)."""
+    sealed = seal(record)
+    write_json_atomic(path, sealed)
+    return sealed
+
+
+def read_record(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"cannot read result record {path}: {exc}") from None
+    if not isinstance(record, dict):
+        raise RecordError(f"result record {path} is not a JSON object")
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+        raise RecordError(f"result record {path} lacks field(s) {missing}")
+    if record["schema"] != SCHEMA:
+        raise RecordError(f"result record {path} has schema {record['schema']!r}; this medbench reads {SCHEMA!r}")
+    if verify:
+        found = sha256_bytes(canonical_json(record))
+        if found != record["record_sha256"]:
+            raise RecordError(
+                f"result record {path} does not match its record_sha256 (expected "
+                f"{record['record_sha256']}, content hashes to {found}): it was edited after it "
+                "was written. Re-run it with `medbench reproduce` instead of editing numbers."
+            )
+    return record
+
+
+def iter_records(results_dir: str | Path, *, verify: bool = True) -> list[tuple[Path, dict[str, Any]]]:
+    """Every record under ``results_dir`` (sorted by path)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    return [(p, read_record(p, verify=verify)) for p in sorted(root.glob("*/*.json")) if not p.name.startswith(".")]
+
+
+def now_utc() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def git_commit(path: str | Path = ".") -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True,
+            text=True, timeout=10,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(path: str | Path = ".") -> dict[str, Any]:
+    import numpy
+
+    env = {
+        "medbench": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "platform": platform.platform(terse=True),
+        "git_commit": git_commit(path),
+    }
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a dependency
+        env["torch"] = None
+    return env
+
+
+def json_safe(value: Any) -> Any:
+    """NaN/inf to None, numpy scalars to Python, recursively."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,201 @@
+"""Load a submission folder: validate ``submission.toml`` and import its entry point in isolation.
+
+Each folder is imported as its own package (``medbench_submissions.<name>_<hash>``), so two
+submissions that both have a ``model.py`` never clash. Inside a submission, import sibling files
+relatively (``from .layers import Block``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medbench.errors import SubmissionError, UnknownNameError
+from medbench.submission.api import Submission
+
+MANIFEST = "submission.toml"
+_PACKAGE = "medbench_submissions"
+# Keys of [train] that medbench's own trainer reads, with their types. Other keys pass through.
+TRAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "epochs": (int,),
+    "batch_size": (int,),
+    "lr": (float, int),
+    "weight_decay": (float, int),
+    "num_workers": (int,),
+    "image_size": (int,),
+    "backbone": (str,),
+    "pretrained": (bool,),
+    "amp": (bool,),
+    "patience": (int,),
+    "val_every": (int,),
+    "base_width": (int,),
+    "max_minutes": (float, int),
+}
+_IGNORED_FILES = {"__pycache__", ".DS_Store"}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    summary: str
+    entry: str
+    tasks: tuple[str, ...]
+    train: dict[str, Any] = field(default_factory=dict)
+    path: Path = Path(".")
+
+    def train_for(self, task: str) -> dict[str, Any]:
+        """The ``[train]`` table with ``[train.<task>]`` overrides applied."""
+        base = {k: v for k, v in self.train.items() if not isinstance(v, dict)}
+        base.update(self.train.get(task, {}))
+        return base
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _check_train(table: dict[str, Any], where: str, tasks: tuple[str, ...], path: Path) -> None:
+    for key, value in table.items():
+        if isinstance(value, dict):
+            if where != "train":
+                raise SubmissionError(f"{path}: [{where}.{key}] nests too deep")
+            if key not in tasks:
+                raise SubmissionError(
+                    f"{path}: [train.{key}] overrides a task the submission does not enter "
+                    f"(tasks = {list(tasks)})"
+                )
+            _check_train(value, f"train.{key}", tasks, path)
+            continue
+        expected = TRAIN_TYPES.get(key)
+        # bool is an int in Python; `epochs = true` must still be refused.
+        if expected and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
+            raise SubmissionError(
+                f"{path}: [{where}] {key} must be {_type_name(expected)}; got {value!r} "
+                f"({type(value).__name__})"
+            )
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    """Parse and validate ``folder/submission.toml``; every problem is a SubmissionError."""
+    from medbench.tasks import TASKS
+
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise SubmissionError(f"submission folder {folder} does not exist")
+    if not path.is_file():
+        raise SubmissionError(f"{folder} is not a submission: it has no {MANIFEST}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"{path} is not valid TOML: {exc}") from None
+    section = data.get("submission")
+    if not isinstance(section, dict):
+        raise SubmissionError(f"{path} needs a [submission] table")
+    missing = [k for k in ("name", "entry", "tasks") if k not in section]
+    if missing:
+        raise SubmissionError(f"{path}: [submission] lacks required key(s) {missing}")
+    for key in ("name", "entry", "summary"):
+        if key in section and not isinstance(section[key], str):
+            raise SubmissionError(f"{path}: [submission] {key} must be a string; got {section[key]!r}")
+    name = section["name"]
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise SubmissionError(f"{path}: name {name!r} may hold only letters, digits, '-', '_', '.'")
+    entry = section["entry"]
+    if entry.count(":") != 1 or not all(entry.split(":")):
+        raise SubmissionError(f"{path}: entry must look like 'module:attribute'; got {entry!r}")
+    tasks = section["tasks"]
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+        raise SubmissionError(f"{path}: tasks must be a non-empty list of task names; got {tasks!r}")
+    for task in tasks:
+        if task not in TASKS:
+            raise SubmissionError(f"{path}: {UnknownNameError(TASKS.unknown_message(task))}")
+    train = data.get("train", {})
+    if not isinstance(train, dict):
+        raise SubmissionError(f"{path}: [train] must be a table")
+    _check_train(train, "train", tuple(tasks), path)
+    unknown = sorted(set(data) - {"submission", "train"})
+    if unknown:
+        raise SubmissionError(f"{path}: unknown top-level table(s) {unknown}; allowed: [submission], [train]")
+    return Manifest(name, section.get("summary", ""), entry, tuple(tasks), train, folder.resolve())
+
+
+def content_hash(folder: str | Path) -> str:
+    """SHA-256 over the folder's files (relative path + bytes), ignoring caches and dot-files."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part in _IGNORED_FILES or part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix not in (".pyc",):
+            h.update(rel.as_posix().encode() + b"\0")
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _package_for(folder: Path, name: str) -> str:
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:10]
+    safe = "".join(c if c.isalnum() else "_" for c in name)
+    package = f"{_PACKAGE}.{safe}_{digest}"
+    if _PACKAGE not in sys.modules:
+        root = importlib.util.module_from_spec(importlib.machinery.ModuleSpec(_PACKAGE, None, is_package=True))
+        root.__path__ = []  # type: ignore[attr-defined]
+        sys.modules[_PACKAGE] = root
+    if package not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        spec.submodule_search_locations = [str(folder.resolve())]
+        module = importlib.util.module_from_spec(spec)
+        module.__path__ = [str(folder.resolve())]  # type: ignore[attr-defined]
+        sys.modules[package] = module
+    return package
+
+
+def load_entry(manifest: Manifest) -> Submission:
+    """Import the entry point and return a Submission instance."""
+    module_name, attribute = manifest.entry.split(":")
+    package = _package_for(manifest.path, manifest.name)
+    if not (manifest.path / f"{module_name.replace('.', '/')}.py").is_file() and not (
+        manifest.path / module_name.replace(".", "/") / "__init__.py"
+    ).is_file():
+        raise SubmissionError(
+            f"{manifest.path / MANIFEST}: entry module {module_name!r} not found "
+            f"(expected {module_name.replace('.', '/')}.py in {manifest.path})"
+        )
+    try:
+        module = importlib.import_module(f"{package}.{module_name}")
+    except SubmissionError:
+        raise
+    except Exception as exc:
+        raise SubmissionError(
+            f"importing {module_name}.py of submission {manifest.name!r} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if not hasattr(module, attribute):
+        raise SubmissionError(
+            f"{manifest.path / MANIFEST}: entry {manifest.entry!r}: {module_name}.py has no "
+            f"attribute {attribute!r}"
+        )
+    target = getattr(module, attribute)
+    try:
+        obj = target() if callable(target) else target
+    except Exception as exc:
+        raise SubmissionError(f"creating the submission {manifest.entry!r} failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(obj, Submission):
+        raise SubmissionError(
+            f"entry {manifest.entry!r} must be a medbench.Submission subclass or a factory "
+            f"returning one; got {type(obj).__name__}"
+        )
+    return obj
+
+
+def load_submission(folder: str | Path) -> tuple[Manifest, Submission]:
+    manifest = read_manifest(folder)
+    return manifest, load_entry(manifest)
