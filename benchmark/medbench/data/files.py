@@ -97,13 +97,17 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         raise
 
 
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete ``.*.tmp`` leftovers of interrupted atomic writes in ``folder``; return them."""
+def remove_stale_temporaries(folder: str | Path, *, prefix: str = ".") -> list[Path]:
+    """Delete ``.*.tmp`` leftovers of interrupted atomic writes in ``folder``; return them.
+
+    ``prefix`` limits it to one target's leftovers (``".<name>."``), so that the temporaries
+    of another target being written right now by another process are not pulled away.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.iterdir() if p.name.startswith(".") and ".tmp" in p.name]
-    stale += [p for p in folder.iterdir() if p.name.startswith(".") and ".old-" in p.name]
+    stale = [p for p in folder.iterdir() if p.name.startswith(prefix) and ".tmp" in p.name]
+    stale += [p for p in folder.iterdir() if p.name.startswith(prefix) and ".old-" in p.name]
     for p in stale:
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)

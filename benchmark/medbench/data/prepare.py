@@ -211,7 +211,8 @@ def prepare(
     cases = ds.cases(loc)
     assigned = assign_splits(spec, split, cases)
     total, done = len(assigned), 0
-    remove_stale_temporaries(prepared_dir(spec).parent)
+    # Only this task's leftovers: other tasks may be being prepared by another process.
+    remove_stale_temporaries(prepared_dir(spec).parent, prefix=f".{prepared_dir(spec).name}.")
     workers = workers or min(8, os.cpu_count() or 1)
     with atomic_dir(prepared_dir(spec)) as tmp, ThreadPoolExecutor(workers) as pool:
         array_hashes: dict[str, str] = {}

@@ -46,8 +46,12 @@ def _read_sha256sums(root: Path, base: Path) -> dict[str, str]:
     out = {}
     for line in sums.read_text().splitlines():
         parts = line.split(None, 1)
-        if len(parts) == 2 and parts[1].startswith(prefix):
-            out[parts[1].strip().lstrip("*")[len(prefix):]] = parts[0]
+        if len(parts) != 2:
+            continue
+        # ``sha256sum -b`` (and its default on Windows) marks names with a leading '*'.
+        name = parts[1].strip().lstrip("*")
+        if name.startswith(prefix):
+            out[name[len(prefix):]] = parts[0]
     return out
 
 

@@ -120,9 +120,8 @@ class JSRT(RawDataset):
         for parts in STRUCTURES.values():
             union = None
             for structure in parts:
-                mask = read_image(self._mask_file(loc, structure, case_id), loc) > 0
-                if mask.ndim == 3:
-                    mask = mask.any(axis=2)
+                # By grey level, not palette index: a GIF's palette may put white at index 0.
+                mask = read_image(self._mask_file(loc, structure, case_id), loc, mode="L") > 0
                 if union is not None and union.shape != mask.shape:
                     raise DataError(
                         f"masks of {case_id} do not pair: {structure} is {mask.shape}, "

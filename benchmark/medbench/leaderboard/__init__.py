@@ -1,0 +1,89 @@
+"""Result records -> leaderboards: markdown pages with figures, or the same numbers as CSV/JSON.
+
+Pure rendering: reads verified result records (a record whose hash does not match raises
+:class:`~medbench.errors.RecordError` naming the file), ranks the entries of each task with
+paired tests and the tie rule of :func:`~medbench.leaderboard.stats.assign_ranks`, and writes
+files whose bytes depend only on the records (no timestamps, fixed seeds, sorted iteration).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medbench.data.files import write_bytes_atomic, write_text_atomic
+from medbench.errors import MedbenchError
+from medbench.leaderboard.board import Board, Row, build_board
+from medbench.leaderboard.entries import Entry, load_task_records, select
+from medbench.leaderboard.figures import figures_for
+from medbench.leaderboard.stats import Ranking, assign_ranks, paired_p_value, statistic_for
+from medbench.leaderboard.tables import board_data, render_csv, render_index, render_json, render_markdown
+from medbench.tasks import get_task
+
+FORMATS = ("markdown", "csv", "json")
+
+
+def build_boards(results_dir: Path, *, tasks: list[str] | None = None) -> list[Board]:
+    """The ranked board of every task (sorted by name) that has records under ``results_dir``."""
+    found = load_task_records(Path(results_dir), tasks)
+    return [build_board(select(get_task(name), found[name])) for name in sorted(found)]
+
+
+def publish(
+    results_dir: Path,
+    out_dir: Path,
+    *,
+    tasks: list[str] | None = None,
+    format: str = "markdown",
+    submissions_root: Path | None = None,
+) -> list[Path]:
+    """Render the leaderboards of ``tasks`` (default: every task with records); return the files.
+
+    ``markdown`` writes ``<out>/<task>.md``, figures under ``<out>/figures/`` and, when
+    ``tasks`` is None, the index ``<out>/README.md``; ``csv`` and ``json`` write
+    ``<out>/<task>.csv`` / ``<out>/<task>.json`` with the same numbers. Submission links point
+    to ``submissions_root/<folder>`` when given, else to each record's ``submission.path``
+    (relative to the working directory).
+    """
+    if format not in FORMATS:
+        raise MedbenchError(f"leaderboard format must be one of {list(FORMATS)}; got {format!r}")
+    out_dir = Path(out_dir)
+    boards = build_boards(results_dir, tasks=tasks)
+    written: list[Path] = []
+    for board in boards:
+        name = board.spec.name
+        if format == "csv":
+            written.append(_write(out_dir / f"{name}.csv", render_csv(board)))
+        elif format == "json":
+            written.append(_write(out_dir / f"{name}.json", render_json(board)))
+        else:
+            figures = []
+            for suffix, png in figures_for(board).items():
+                path = out_dir / "figures" / f"{name}-{suffix}.png"
+                write_bytes_atomic(path, png)
+                figures.append(path)
+            page = render_markdown(board, out_dir, figures, submissions_root=submissions_root)
+            written += [_write(out_dir / f"{name}.md", page), *figures]
+    if format == "markdown" and tasks is None:
+        written.append(_write(out_dir / "README.md", render_index(boards)))
+    return written
+
+
+def _write(path: Path, text: str) -> Path:
+    write_text_atomic(path, text)
+    return path
+
+
+__all__ = [
+    "FORMATS",
+    "Board",
+    "Entry",
+    "Ranking",
+    "Row",
+    "assign_ranks",
+    "board_data",
+    "build_board",
+    "build_boards",
+    "paired_p_value",
+    "publish",
+    "statistic_for",
+]

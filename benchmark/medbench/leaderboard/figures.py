@@ -1,0 +1,173 @@
+"""Leaderboard figures (matplotlib, Agg, PNG): ROC curves, reliability, per-case scores, rank blobs.
+
+Figures are drawn on bare :class:`~matplotlib.figure.Figure` objects (no pyplot state, no global
+backend switch), under matplotlib's default style, and saved without the ``Software`` tag, so
+the same records give byte-identical PNG files.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.figure import Figure
+
+from medbench.leaderboard.board import Board
+
+DPI = 100
+N_BINS = 10
+_RC = {"svg.hashsalt": "medbench", "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8}
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with mpl.rc_context():
+        mpl.rcdefaults()  # a user's matplotlibrc must not change the committed figures
+        mpl.rcParams.update(_RC)
+        yield
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _colour(i: int) -> tuple[float, float, float, float]:
+    return mpl.colormaps["tab10"](i % 10)
+
+
+def roc_curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    order = np.argsort(-s, kind="stable")
+    y, s = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]  # the last case of each distinct score
+    tp = np.cumsum(y)[last]
+    fp = (last + 1) - tp
+    pos, neg = max(int(y.sum()), 1), max(int(y.size - y.sum()), 1)
+    return np.r_[0.0, fp / neg], np.r_[0.0, tp / pos]
+
+
+def figure_roc(board: Board) -> bytes:
+    with _style():
+        fig = Figure(figsize=(5.5, 5))
+        ax = fig.subplots()
+        ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--")
+        markers = "osD^v"
+        for i, (entry, cases) in enumerate(zip(board.ranked, board.tables, strict=True)):
+            y, s = cases["y_true"].astype(int), cases["y_score"]
+            fpr, tpr = roc_curve(y, s)
+            auc = entry.value("auc")
+            ax.plot(fpr, tpr, color=_colour(i), lw=1.5, label=f"{entry.name} (AUC {auc:.3f})")
+            points = entry.record.get("operating_points") or {}
+            for k, name in enumerate(sorted(points)):
+                t = points[name].get("threshold")
+                if t is None:
+                    continue
+                pred = s >= t
+                ax.plot(pred[y == 0].mean(), pred[y == 1].mean(), markers[k % len(markers)], color=_colour(i),
+                        mec="black", ms=7, label=f"{entry.name} @ {name}")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity (false-positive rate)",
+               ylabel="sensitivity (true-positive rate)",
+               title=f"{board.spec.name}: test ROC, operating points chosen on val")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        return _png(fig)
+
+
+def figure_reliability(board: Board, top: int = 3) -> bytes:
+    with _style():
+        fig = Figure(figsize=(5.5, 5))
+        ax = fig.subplots()
+        ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="perfect calibration")
+        edges = np.linspace(0, 1, N_BINS + 1)
+        index = {e.name: i for i, e in enumerate(board.ranked)}
+        shown = [r.entry for r in board.rows if r.rank is not None][:top]
+        for entry in shown:
+            i = index[entry.name]
+            y, s = board.tables[i]["y_true"], board.tables[i]["y_score"]
+            bins = np.clip(np.digitize(s, edges[1:-1]), 0, N_BINS - 1)
+            filled = [b for b in range(N_BINS) if (bins == b).any()]
+            conf = [s[bins == b].mean() for b in filled]
+            freq = [y[bins == b].mean() for b in filled]
+            ax.plot(conf, freq, "o-", color=_colour(i), label=entry.name)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted probability (10 equal-width bins)",
+               ylabel="observed fraction positive",
+               title=f"{board.spec.name}: reliability of the top {len(shown)}")
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+        return _png(fig)
+
+
+def case_columns(board: Board) -> list[tuple[str, str]]:
+    """(column, label) of the per-case primary metric per class, or overall when not per class."""
+    p = board.spec.primary_metric
+    column = board.statistic.column or p
+    per_class = [(f"{column}_{c}", c) for c in board.spec.classes
+                 if board.tables and f"{column}_{c}" in board.tables[0]]
+    if per_class:
+        return per_class
+    return [(column, "all")] if board.tables and column in board.tables[0] else []
+
+
+def figure_cases(board: Board) -> bytes:
+    columns = case_columns(board)
+    names = [e.name for e in board.ranked]
+    with _style():
+        fig = Figure(figsize=(max(4.0, 1.2 + 0.9 * len(names)) * min(len(columns), 3), 4.2))
+        axes = np.atleast_1d(fig.subplots(1, len(columns), sharey=True, squeeze=False)[0])
+        rng = np.random.default_rng(0)
+        for ax, (column, label) in zip(axes, columns, strict=True):
+            data = [t[column][~np.isnan(t[column])] for t in board.tables]
+            ax.boxplot(data, positions=range(len(names)), widths=0.6, showfliers=False,
+                       medianprops={"color": "black"})
+            for i, values in enumerate(data):
+                ax.plot(i + rng.uniform(-0.18, 0.18, values.size), values, ".", color=_colour(i), alpha=0.6, ms=4)
+            ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+            ax.set_title(f"{board.spec.primary_metric}: {label}")
+        axes[0].set_ylabel(f"per-case {board.spec.primary_metric}")
+        fig.suptitle(f"{board.spec.name}: per-case scores (box: quartiles; points: cases)")
+        fig.tight_layout()
+        return _png(fig)
+
+
+def figure_ranks(board: Board) -> bytes:
+    """Blob plot: circle area = how often an entry takes each rank over the bootstrap resamples."""
+    samples = board.intervals.samples
+    n = samples.shape[1]
+    names = [e.name for e in board.ranked]
+    with _style():
+        fig = Figure(figsize=(max(4.0, 1.5 + 0.9 * n), 4))
+        ax = fig.subplots()
+        for i in range(n):
+            ranks, counts = np.unique(samples[:, i], return_counts=True)
+            freq = counts / samples.shape[0]
+            ax.scatter(np.full(ranks.size, i), ranks, s=600 * freq, color=_colour(i), alpha=0.7, edgecolors="none")
+            ax.vlines(i, board.intervals.low[i], board.intervals.high[i], color="black", lw=1)
+            ax.plot(i, np.median(samples[:, i]), "x", color="black", ms=8)
+        ax.set_xticks(range(n), names, rotation=30, ha="right")
+        ax.set_yticks(range(1, n + 1))
+        ax.set_ylim(n + 0.5, 0.5)
+        ax.set(ylabel="rank", title=f"{board.spec.name}: rank over {samples.shape[0]} bootstrap resamples "
+                                    "(area = frequency, x = median, line = 95 % interval)")
+        ax.title.set_fontsize(8)
+        fig.tight_layout()
+        return _png(fig)
+
+
+def figures_for(board: Board) -> dict[str, bytes]:
+    """``{suffix: png}`` for a task: ROC and reliability (binary), per-case (segmentation), ranks."""
+    if not board.ranked:
+        return {}
+    out = {}
+    if board.spec.kind == "binary" and all("y_score" in t for t in board.tables):
+        out["roc"] = figure_roc(board)
+        out["reliability"] = figure_reliability(board)
+    if board.spec.kind in ("multilabel-segmentation", "instance-segmentation") and case_columns(board):
+        out["cases"] = figure_cases(board)
+    if board.intervals is not None:
+        out["ranks"] = figure_ranks(board)
+    return out

@@ -1,0 +1,257 @@
+"""What a leaderboard computes from per-case scores: the primary statistic, paired tests between
+entries, the tie rule and bootstrap rank intervals (Wiesenfarth et al. 2021, challengeR)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+
+from medbench import metrics as M
+from medbench.errors import RecordError
+from medbench.leaderboard.entries import Cases
+from medbench.tasks import TaskSpec
+
+ALPHA = 0.05
+N_PAIRED = 2000  # resamples of a paired bootstrap
+N_RANK = 1000  # resamples of the rank intervals
+SEED = 0
+
+# Per-case columns whose mean over cases (NaN excluded) is the summary metric of the same name.
+_MEAN_COLUMNS = {
+    "binary": {"brier": "brier"},
+    "multiclass": {"accuracy": "correct"},
+    "multilabel-segmentation": {m: m for m in ("dice", "iou", "pixel_accuracy", "hd95", "v_rand", "v_info",
+                                               "pixel_error")},
+    "instance-segmentation": {m: m for m in ("dsb_ap", "f1_50", "dice")},
+}
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """A summary metric recomputed from per-case columns, on all cases or on resampled indices.
+
+    Either the mean of one per-case ``column`` or a ``whole``-sample statistic of case indices
+    (AUC, kappa, CTC SEG...), which has no per-case column and must be recomputed per resample.
+    """
+
+    metric: str
+    higher_is_better: bool
+    column: str | None = None
+    whole: Callable[[Cases, np.ndarray], float] | None = None
+    delong: bool = False
+
+    def __call__(self, cases: Cases, idx: np.ndarray | None = None) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if self.column is not None:
+                values = _column(cases, self.column)
+                values = values if idx is None else values[idx]
+                return float(np.nanmean(values)) if (~np.isnan(values)).any() else float("nan")
+            n = len(next(iter(cases.values())))
+            return float(self.whole(cases, np.arange(n) if idx is None else idx))
+
+    @property
+    def test(self) -> str:
+        """The paired test, in words (for the page's footnote)."""
+        if self.delong:
+            return "DeLong's test for two correlated ROC curves on the per-case scores"
+        if self.column is not None:
+            return (f"paired bootstrap ({N_PAIRED} resamples of cases, seed {SEED}) of the mean "
+                    f"difference in the per-case `{self.column}`")
+        return (f"paired bootstrap ({N_PAIRED} resamples of cases, seed {SEED}): `{self.metric}` "
+                "recomputed for both entries on the same resampled cases")
+
+
+def _column(cases: Cases, name: str) -> np.ndarray:
+    if name not in cases:
+        raise RecordError(f"per-case scores lack the column {name!r} (found {sorted(cases)})")
+    return cases[name]
+
+
+def statistic_for(spec: TaskSpec, metric: str | None = None) -> Statistic:
+    """How ``metric`` (default: the primary one) of ``spec`` is recomputed from per-case columns."""
+    metric = metric or spec.primary_metric
+    hib = spec.metric(metric).higher_is_better
+    column = _MEAN_COLUMNS.get(spec.kind, {}).get(metric)
+    if column is not None:
+        return Statistic(metric, hib, column=column)
+    whole: Callable[[Cases, np.ndarray], float] | None = None
+    k = len(spec.classes)
+    if spec.kind == "binary" and metric == "auc":
+        return Statistic(metric, hib, whole=lambda c, i: M.roc_auc(_column(c, "y_true")[i], _column(c, "y_score")[i]),
+                         delong=True)
+    if spec.kind == "binary" and metric == "ece":
+        def whole(c, i):
+            return M.expected_calibration_error(_column(c, "y_true")[i], _column(c, "y_score")[i])
+    elif spec.kind == "binary" and "@" in metric:
+        which, point = metric.split("@", 1)
+        label = 1 if which == "sensitivity" else 0
+
+        def whole(c, i):
+            y, pred = _column(c, "y_true")[i], _column(c, f"pred@{point}")[i]
+            hits = (pred[y == label] == label).astype(float)
+            return hits.mean() if hits.size else float("nan")
+    elif spec.kind == "multiclass" and metric == "qwk":
+        def whole(c, i):
+            return M.quadratic_weighted_kappa(_column(c, "y_true")[i], _column(c, "y_pred")[i], n_classes=k)
+    elif spec.kind == "multiclass" and metric == "auc":
+        def whole(c, i):
+            probs = np.stack([_column(c, f"p{j}")[i] for j in range(k)], axis=1)
+            return M.multiclass_auc(_column(c, "y_true")[i], probs)
+    elif spec.kind == "multiclass" and metric == "recall":
+        def whole(c, i):  # balanced accuracy: mean over the classes present of their recall
+            y, correct = _column(c, "y_true")[i], _column(c, "correct")[i]
+            recalls = [correct[y == j].mean() for j in range(k) if (y == j).any()]
+            return float(np.mean(recalls)) if recalls else float("nan")
+    elif spec.kind == "instance-segmentation" and metric == "seg":
+        def whole(c, i):  # CTC SEG over a data set is a ratio of sums, not a mean of ratios
+            objects = _column(c, "seg_objects")[i].sum()
+            return _column(c, "seg_matched")[i].sum() / objects if objects else float("nan")
+    if whole is None:
+        raise RecordError(f"the leaderboard cannot recompute metric {metric!r} of a {spec.kind} task "
+                          "from per-case scores")
+    return Statistic(metric, hib, whole=whole)
+
+
+# --- paired comparisons --------------------------------------------------------------------------
+
+
+def bootstrap_p_value(differences: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "no difference" from resampled differences d*.
+
+    ``p = min(1, 2 min(P(d* <= 0), P(d* >= 0)))`` with ``P = (count + 1) / (n + 1)``, as
+    :func:`medbench.metrics.paired_bootstrap` computes it.
+    """
+    d = differences[~np.isnan(differences)]
+    if d.size == 0:
+        return float("nan")
+    below = (np.count_nonzero(d <= 0) + 1) / (d.size + 1)
+    above = (np.count_nonzero(d >= 0) + 1) / (d.size + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def paired_bootstrap_statistic(
+    stat_a: Callable[[np.ndarray], float],
+    stat_b: Callable[[np.ndarray], float],
+    n: int,
+    *,
+    n_resamples: int = N_PAIRED,
+    seed: int = SEED,
+) -> float:
+    """p-value of a whole-sample statistic's difference, both recomputed on the same resampled cases."""
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        diffs = np.array([stat_a(idx) - stat_b(idx) for idx in draws])
+    return bootstrap_p_value(diffs)
+
+
+def paired_p_value(stat: Statistic, a: Cases, b: Cases) -> float:
+    """Two-sided p-value that entries ``a`` and ``b`` (aligned cases) differ in ``stat``.
+
+    An undefined p-value (e.g. DeLong on identical scores, zero variance) counts as 1: no
+    evidence of a difference.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if stat.delong:
+            y = _column(a, "y_true")
+            sa, sb = _column(a, "y_score"), _column(b, "y_score")
+            p = 1.0 if np.array_equal(sa, sb) else M.delong_test(y, sa, sb)
+        elif stat.column is not None:
+            p = M.paired_bootstrap(_column(a, stat.column), _column(b, stat.column),
+                                   n_resamples=N_PAIRED, seed=SEED).p_value
+        else:
+            n = len(next(iter(a.values())))
+            p = paired_bootstrap_statistic(lambda i: stat(a, i), lambda i: stat(b, i), n)
+    p = float(p)
+    return 1.0 if math.isnan(p) else p
+
+
+# --- ranks ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    leader: int
+    other: int
+    p_raw: float
+    p_holm: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Ranks of entries given best first; ``rounds`` holds every comparison made."""
+
+    rank: tuple[int, ...]
+    tied: tuple[bool, ...]
+    rounds: tuple[tuple[Comparison, ...], ...]
+
+    def versus_leader(self, i: int) -> Comparison | None:
+        """The first round's comparison of entry ``i`` with the overall leader."""
+        for c in self.rounds[0] if self.rounds else ():
+            if c.other == i:
+                return c
+        return None
+
+
+def assign_ranks(n: int, p_value: Callable[[int, int], float], *, alpha: float = ALPHA) -> Ranking:
+    """The tie rule. Entries ``0..n-1`` come ordered best first by their value.
+
+    Round 1: the leader (entry 0) is compared with every other entry; the p-values are
+    Holm-corrected over those comparisons; entries with corrected p >= ``alpha`` share rank 1
+    with the leader. Next round: the best entry not yet ranked leads and is compared with the
+    remaining ones (a new Holm family), and its group takes the next free rank (competition
+    ranking: 1, 1, 3...). Repeat until every entry is ranked.
+    """
+    rank, tied = [0] * n, [False] * n
+    remaining, next_rank, rounds = list(range(n)), 1, []
+    while remaining:
+        leader, others = remaining[0], remaining[1:]
+        raw = [float(p_value(leader, j)) for j in others]
+        adjusted = [float(p) for p in M.holm(np.asarray(raw))] if raw else []
+        rounds.append(tuple(Comparison(leader, j, p, q) for j, p, q in zip(others, raw, adjusted, strict=True)))
+        group = [leader] + [j for j, q in zip(others, adjusted, strict=True) if q >= alpha]
+        for g in group:
+            rank[g], tied[g] = next_rank, len(group) > 1
+        next_rank += len(group)
+        remaining = [j for j in others if j not in group]
+    return Ranking(tuple(rank), tuple(tied), tuple(rounds))
+
+
+@dataclass(frozen=True)
+class RankIntervals:
+    low: tuple[int, ...]
+    high: tuple[int, ...]
+    samples: np.ndarray  # (n_resamples, n_entries) rank of each entry in each resample
+
+
+def ranks_of(values: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
+    """Ranks along the last axis (1 = best, ties share the best rank, NaN last)."""
+    keyed = np.where(np.isnan(values), np.inf, -values if higher_is_better else values)
+    return rankdata(keyed, method="min", axis=-1).astype(np.int64)
+
+
+def rank_intervals(stat: Statistic, tables: Sequence[Cases], *, n_resamples: int = N_RANK,
+                   alpha: float = ALPHA, seed: int = SEED) -> RankIntervals:
+    """Bootstrap rank intervals: resample cases, recompute every entry's statistic, rank."""
+    n_entries = len(tables)
+    n = len(next(iter(tables[0].values()))) if n_entries else 0
+    if stat.column is not None:
+        matrix = np.stack([_column(t, stat.column) for t in tables], axis=1)
+        low, high, samples = M.rank_intervals(matrix, higher_is_better=stat.higher_is_better,
+                                              n_resamples=n_resamples, alpha=alpha, seed=seed)
+        samples = np.asarray(samples)
+    else:
+        # The same resamples for every entry, ranked and summarised as metrics.rank_intervals does.
+        draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+        values = np.array([[stat(t, idx) for t in tables] for idx in draws])
+        samples = ranks_of(values, higher_is_better=stat.higher_is_better)
+        low = np.percentile(samples, 100 * alpha / 2, axis=0, method="lower")
+        high = np.percentile(samples, 100 * (1 - alpha / 2), axis=0, method="higher")
+    return RankIntervals(tuple(int(v) for v in low), tuple(int(v) for v in high), samples)

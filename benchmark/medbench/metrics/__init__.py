@@ -1,0 +1,71 @@
+"""Metrics of medbench tasks: pure functions of numpy arrays, truth first, options keyword-only.
+
+Undefined values (AUC with one class, Dice with both masks empty, ...) are NaN with a
+``RuntimeWarning``, never 0; invalid input raises ``ValueError`` naming the rule and the values
+seen. This package imports nothing else from medbench.
+
+Modules: ``ranking`` (AUC, DeLong, operating points), ``classification`` (labels, kappa,
+multi-class AUC), ``calibration`` (ECE, Brier), ``segmentation`` (Dice, IoU, hd95),
+``instances`` (DSB AP, F1, SEG, Rand scores), ``statistics`` (bootstrap, Holm, rank intervals).
+"""
+
+from medbench.metrics.calibration import brier_score, expected_calibration_error
+from medbench.metrics.classification import (
+    accuracy,
+    multiclass_auc,
+    per_class_recall,
+    quadratic_weighted_kappa,
+    sensitivity_specificity,
+)
+from medbench.metrics.instances import (
+    dsb_average_precision,
+    instance_f1,
+    label_interior,
+    membrane_segments,
+    rand_scores,
+    seg_measure,
+)
+from medbench.metrics.ranking import delong_ci, delong_test, operating_point, roc_auc
+from medbench.metrics.segmentation import dice, hd95, iou, pixel_accuracy
+from medbench.metrics.statistics import (
+    PairedResult,
+    bootstrap_ci,
+    holm,
+    paired_bootstrap,
+    rank_intervals,
+)
+
+__all__ = [
+    # ranking
+    "roc_auc",
+    "delong_ci",
+    "delong_test",
+    "operating_point",
+    # classification
+    "sensitivity_specificity",
+    "accuracy",
+    "per_class_recall",
+    "quadratic_weighted_kappa",
+    "multiclass_auc",
+    # calibration
+    "expected_calibration_error",
+    "brier_score",
+    # segmentation
+    "dice",
+    "iou",
+    "pixel_accuracy",
+    "hd95",
+    # instances
+    "dsb_average_precision",
+    "instance_f1",
+    "seg_measure",
+    "rand_scores",
+    "membrane_segments",
+    "label_interior",
+    # statistics
+    "bootstrap_ci",
+    "paired_bootstrap",
+    "PairedResult",
+    "holm",
+    "rank_intervals",
+]
