@@ -44,7 +44,7 @@ def mirror() -> Path:
     first = value.split(os.pathsep)[0] if value else ""
     path = Path(first).expanduser() if first else None
     if path is not None and path.is_dir():
-        return path
+        return path.resolve()
     reason = (
         f"the data mirror is not available: MEDBENCH_DATA={value!r} "
         f"{'is not a folder' if value else 'is not set'}"

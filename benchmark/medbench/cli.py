@@ -264,6 +264,16 @@ def score_command(
         console.print("[dim]operating points not reported: give --val-predictions to choose them on val[/]")
 
 
+def _value_ci(m: dict) -> str:
+    """``0.9312 [0.9101, 0.9480]`` from a record's metric entry (undefined values said so)."""
+    value = m.get("value")
+    if value is None:
+        return "undefined"
+    if m.get("ci_low") is None or m.get("ci_high") is None:
+        return f"{value:.4f}"
+    return f"{value:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+
+
 # --- run -----------------------------------------------------------------------------------------
 
 
@@ -319,11 +329,8 @@ def run_command(
         name = f"{o.run.submission.name}/{o.run.task}/seed{o.run.seed}"
         if o.status == "ok":
             primary = o.record["primary_metric"]
-            m = o.record["metrics"].get(primary, {})
-            ci = f" [{m.get('ci_low') or float('nan'):.4f}, {m.get('ci_high') or float('nan'):.4f}]" if m.get("ci_low") is not None else ""
-            value = m.get("value")
-            shown = "undefined" if value is None else f"{value:.4f}"
-            console.print(f"[green]ok[/]      {name}: {primary} {shown}{ci} -> {o.path}")
+            shown = _value_ci(o.record["metrics"].get(primary, {}))
+            console.print(f"[green]ok[/]      {name}: {primary} {shown} -> {o.path}")
         elif o.status == "skipped":
             console.print(f"[cyan]skipped[/] {name}: {o.message} ({o.path})")
         else:

@@ -1,19 +1,142 @@
-"""Where runs execute. ``local`` runs them one after another (each in its own child process)."""
+"""Where runs execute.
+
+- ``local``: one after another on this machine (each run in its own child process).
+- ``process``: a pool of ``jobs`` concurrent runs on this machine; with several GPUs each run is
+  pinned to one (``CUDA_VISIBLE_DEVICES``) and no GPU holds two runs.
+- ``ray``: each (submission, task, seed) is a Ray task asking for ``num_gpus=1`` when the run
+  wants a GPU (else one CPU); the worker fits, predicts and scores, the driver writes the record
+  exactly as the local executor does.
+
+Whatever the executor, the skip-if-done rule is applied by the driver before a run is sent, and
+records are sealed and written by the driver only, so results folders never need to be shared.
+"""
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from medbench.errors import MedbenchError
-from medbench.runner import Event, Outcome, Run, RunOptions, run_all
+from medbench.runner import Event, Outcome, Run, RunOptions, already_done, compute, default_device, write_outcome
+
+
+def _guarded(run: Run, options: RunOptions, on_event: Event | None) -> Outcome:
+    try:
+        done = already_done(run, options)
+        if done is not None:
+            return done
+        return write_outcome(compute(run, options, on_event))
+    except MedbenchError as exc:
+        return Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
 
 
 class LocalExecutor:
+    """Runs one after another."""
+
     def run(self, runs: Sequence[Run], options: RunOptions, on_event: Event | None = None) -> list[Outcome]:
-        return run_all(runs, options, on_event)
+        return [_guarded(r, options, on_event) for r in runs]
+
+
+def visible_gpus() -> list[int]:
+    try:
+        import torch
+
+        return list(range(torch.cuda.device_count()))
+    except ImportError:  # pragma: no cover
+        return []
+
+
+class ProcessExecutor:
+    """``jobs`` runs at a time on this machine, one GPU per run when there are GPUs."""
+
+    def __init__(self, jobs: int, gpus: list[int] | None = None) -> None:
+        if jobs < 1:
+            raise MedbenchError(f"--jobs must be >= 1; got {jobs}")
+        self.jobs = jobs
+        self.gpus = visible_gpus() if gpus is None else gpus
+
+    def run(self, runs: Sequence[Run], options: RunOptions, on_event: Event | None = None) -> list[Outcome]:
+        device = options.device or default_device()
+        uses_gpu = device.startswith("cuda") and bool(self.gpus)
+        workers = min(self.jobs, len(self.gpus)) if uses_gpu else self.jobs
+        free: queue.Queue[int] = queue.Queue()
+        for g in self.gpus:
+            free.put(g)
+
+        def one(run: Run) -> Outcome:
+            if not uses_gpu:
+                return _guarded(run, options, on_event)
+            gpu = free.get()  # blocks until a GPU is free: never two runs on one GPU
+            try:
+                pinned = replace(options, device="cuda", env={**options.env, "CUDA_VISIBLE_DEVICES": str(gpu)})
+                return _guarded(run, pinned, on_event)
+            finally:
+                free.put(gpu)
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            return list(pool.map(one, runs))
+
+
+def _ray_compute(run: Run, options: RunOptions) -> Outcome:
+    # Runs on a Ray worker: no progress events cross the cluster, only the finished outcome.
+    try:
+        return compute(run, options, None)
+    except MedbenchError as exc:
+        return Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
+
+
+class RayExecutor:
+    """Each run is a Ray task; records are written by this driver."""
+
+    def __init__(self, address: str | None = None, jobs: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise MedbenchError(
+                "the ray executor needs Ray: pip install \"medbench[ray]\" (or pip install \"ray[default]\")"
+            ) from None
+        self.ray = ray
+        self.address = address
+        self.jobs = jobs
+
+    def run(self, runs: Sequence[Run], options: RunOptions, on_event: Event | None = None) -> list[Outcome]:
+        ray = self.ray
+        if not ray.is_initialized():
+            kwargs = {"address": self.address} if self.address else {"num_cpus": self.jobs} if self.jobs else {}
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
+        device = options.device or default_device()
+        wants_gpu = device.startswith("cuda")
+        remote = ray.remote(num_gpus=1 if wants_gpu else 0, num_cpus=1, max_retries=0)(_ray_compute)
+        outcomes: dict[int, Outcome] = {}
+        pending = {}
+        for i, run in enumerate(runs):
+            try:
+                done = already_done(run, options)
+            except MedbenchError as exc:
+                done = Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
+            if done is not None:
+                outcomes[i] = done
+                continue
+            # On the worker, Ray assigns the GPU via CUDA_VISIBLE_DEVICES; "cuda" means that one.
+            pending[remote.remote(run, replace(options, device="cuda" if wants_gpu else device))] = i
+        for ref, i in pending.items():
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # the worker died: the run failed, others go on
+                outcome = Outcome(runs[i], "error", message=f"Ray task failed: {exc}")
+            outcomes[i] = write_outcome(outcome)
+            if on_event:
+                on_event({"event": "done", "task": runs[i].task, "seed": runs[i].seed})
+        return [outcomes[i] for i in range(len(runs))]
 
 
 def get_executor(name: str, *, jobs: int = 1, address: str | None = None):
     if name == "local":
         return LocalExecutor()
-    raise MedbenchError(f"unknown executor {name!r}; available: local")
+    if name == "process":
+        return ProcessExecutor(jobs)
+    if name == "ray":
+        return RayExecutor(address, jobs if jobs > 1 else None)
+    raise MedbenchError(f"unknown executor {name!r}; choose local, process or ray")

@@ -211,8 +211,44 @@ def _failure_reason(code: int, output: Path) -> str:
     return f"the child process exited with code {code}"
 
 
+def already_done(run: Run, options: RunOptions) -> Outcome | None:
+    """The recorded outcome if an identical run (content, task version, data, seed, medbench
+    version) is already recorded and ``--force`` is not set; else None."""
+    if options.force:
+        return None
+    manifest = read_manifest(run.submission)
+    spec = get_task(run.task)
+    target = record_path(options.results_dir, spec.name, manifest.name, run.seed)
+    if not target.is_file():
+        return None
+    try:
+        old = read_record(target)
+    except MedbenchError:
+        return None
+    prepared = prepare(spec)
+    if _same_run(old, content_hash(run.submission), spec, prepared.data_sha256, run.seed):
+        return Outcome(run, "skipped", old, target, "already done with the same content, task, data and seed")
+    return None
+
+
 def execute(run: Run, options: RunOptions, on_event: Event | None = None) -> Outcome:
     """Run one (submission, task, seed) and write its record. Harness-side errors raise."""
+    done = already_done(run, options)
+    if done is not None:
+        return done
+    outcome = compute(run, options, on_event)
+    return write_outcome(outcome)
+
+
+def write_outcome(outcome: Outcome) -> Outcome:
+    """Seal and write an outcome's record (atomically); the driver of every executor does this."""
+    if outcome.status in ("ok", "failed") and outcome.record is not None and outcome.path is not None:
+        outcome.record = write_record(outcome.path, outcome.record)
+    return outcome
+
+
+def compute(run: Run, options: RunOptions, on_event: Event | None = None) -> Outcome:
+    """Fit, predict and score one run; return its (unsealed, unwritten) record."""
     started = time.perf_counter()
     manifest = read_manifest(run.submission)
     spec = get_task(run.task)
@@ -224,13 +260,6 @@ def execute(run: Run, options: RunOptions, on_event: Event | None = None) -> Out
     prepared.verify()
     prepare_s = time.perf_counter() - t0
     target = record_path(options.results_dir, spec.name, manifest.name, run.seed)
-    if target.is_file() and not options.force:
-        try:
-            old = read_record(target)
-        except MedbenchError:
-            old = None
-        if old is not None and _same_run(old, digest, spec, prepared.data_sha256, run.seed):
-            return Outcome(run, "skipped", old, target, "already done with the same content, task, data and seed")
     device = options.device or default_device()
     folder = run_folder(manifest, digest, spec, run.seed)
     if not options.resume and folder.exists():
@@ -338,16 +367,11 @@ def _finish(target, run, record, status, reason, tail, timings, child_info, star
     record["peak_gpu_memory_mb"] = child_info.get("peak_gpu_memory_mb")
     record["environment"] = environment()
     record["created"] = now_utc()
-    sealed = write_record(target, record)
-    return Outcome(run, status, sealed, target, reason)
+    return Outcome(run, status, record, target, reason)
 
 
 def run_all(runs: Sequence[Run], options: RunOptions, on_event: Event | None = None) -> list[Outcome]:
     """Run each in turn; one failing run never stops the others."""
-    outcomes = []
-    for run in runs:
-        try:
-            outcomes.append(execute(run, options, on_event))
-        except MedbenchError as exc:
-            outcomes.append(Outcome(run, "error", message=f"{type(exc).__name__}: {exc}"))
-    return outcomes
+    from medbench.executors import LocalExecutor
+
+    return LocalExecutor().run(runs, options, on_event)

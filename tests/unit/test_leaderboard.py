@@ -476,3 +476,83 @@ def test_board_numbers_come_from_the_lowest_seed():
     mean, sd = resnet.seed_mean_sd("auc")
     assert mean == pytest.approx(np.mean(values)) and sd == pytest.approx(np.std(values, ddof=1))
     assert canonical_json(seed0)  # sanity: the record is canonical-JSON serialisable
+
+
+# --- the other task kinds (records made on the fly, not committed) -------------------------------
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _multiclass_predictions(spec, n, rng):
+    k = len(spec.classes)
+    y = rng.integers(0, k, n)
+    shared = rng.normal(0, 0.8, (n, k))  # two similar models: correlated errors, own noise each
+
+    def model():
+        return 1.2 * np.eye(k)[y] + shared + rng.normal(0, 0.6, (n, k))
+
+    return y, {"good": model(), "good-too": model(), "guess": rng.normal(0, 1, (n, k))}
+
+
+def _instances(n, rng, size=48):
+    yy, xx = np.mgrid[:size, :size]
+    truth = []
+    for _ in range(n):
+        lab = np.zeros((size, size), np.int32)
+        for obj in range(1, rng.integers(3, 7)):
+            cy, cx = rng.uniform(6, size - 6, 2)
+            lab[((yy - cy) ** 2 + (xx - cx) ** 2 <= rng.uniform(3, 6) ** 2) & (lab == 0)] = obj
+        truth.append(lab)
+    return truth
+
+
+def _instance_predictions(truth, rng):
+    def shifted(s):
+        return [np.roll(t, tuple(rng.integers(-s, s + 1, 2)), axis=(0, 1)) for t in truth]
+
+    merged = [(t > 0).astype(np.int32) for t in truth]  # every object merged into one: poor
+    return {"good": shifted(1), "good-too": shifted(1), "blob": merged}
+
+
+def _synthetic_records(task: str, results: Path) -> None:
+    spec = get_task(task)
+    rng = np.random.default_rng(3)
+    if spec.kind == "multiclass":
+        cases = _cases(spec, "test")
+        y, logits = _multiclass_predictions(spec, len(cases), rng)
+        runs = {name: score(spec, _softmax(z), y, cases) for name, z in logits.items()}
+    else:
+        cases = pd.DataFrame({"case_id": [f"02/t{i:03d}" for i in range(40)]})
+        truth = _instances(len(cases), rng)
+        runs = {name: score(spec, p, truth, cases) for name, p in _instance_predictions(truth, rng).items()}
+    for i, (name, report) in enumerate(runs.items()):
+        rec = _record(spec, name, f"{name} entry", 1, 0, GPU, 10.0 + i, f"2024-06-1{i}T00:00:00Z", report)
+        rec["task"]["n_test"] = len(cases)
+        write_record(record_path(results, spec.name, name, 0), rec)
+
+
+@pytest.mark.parametrize("task", ["messidor2-grading", "retinamnist", "ctc-u373", "dsb2018-nuclei"])
+def test_other_task_kinds_rank_the_poor_entry_last(tmp_path, task):
+    src = tmp_path / "src"
+    _synthetic_records(task, src)
+    out, files = render(tmp_path / "repo", results=src)
+    rows = _markdown_rows(out, task)
+    ranked = {k: v for k, v in rows.items() if not k.startswith("*")}
+    poor = "guess" if get_task(task).kind == "multiclass" else "blob"
+    assert ranked[poor]["Rank"] == "3", ranked
+    assert {ranked[k]["Rank"] for k in ("good", "good-too")} in ({"1="}, {"1", "2"})
+    assert ranked[poor]["rank 95 % interval"] == "[3, 3]"
+    figures = sorted(f.name for f in files if f.suffix == ".png")
+    expected = [f"{task}-ranks.png"] + ([f"{task}-cases.png"] if get_task(task).kind != "multiclass" else [])
+    assert figures == sorted(expected)
+    if task == "retinamnist":  # anchors of two metrics from one paper share one row
+        anchors = [k for k in rows if k.startswith("*anchor")]
+        assert len(anchors) == 2
+        resnet = next(rows[k] for k in anchors if "ResNet-18 (28)" in k)
+        assert resnet["**auc** ↑ [95 % CI]"] == "*0.717*" and resnet["accuracy ↑"] == "*0.524*"
+    if task == "ctc-u373":
+        text = (out / f"{task}.md").read_text(encoding="utf-8")
+        assert "by sequence: train 1, val 0, test 1 sequences in the split file; 40 test images scored" in text

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from medbench.leaderboard.entries import Cases, Entry, Excluded, Failed, TaskRecords, case_tables
 from medbench.leaderboard.stats import (
     ALPHA,
-    RankIntervals,
+    N_RANK,
+    PairedTests,
     Ranking,
+    RankIntervals,
     Statistic,
     assign_ranks,
-    paired_p_value,
     rank_intervals,
     statistic_for,
 )
@@ -95,8 +96,12 @@ def build_board(task: TaskRecords) -> Board:
     if defined:
         common, tables = case_tables(defined)
         n_common = len(common)
-        ranking = assign_ranks(len(defined), lambda i, j: paired_p_value(stat, tables[i], tables[j]))
-        intervals = rank_intervals(stat, tables) if len(defined) > 1 else None
+        tests = PairedTests(stat, tables)
+        ranking = assign_ranks(len(defined), tests)
+        if len(defined) > 1:
+            # a whole-sample statistic reuses the first N_RANK of the paired test's resamples
+            reuse = tests.resampled[:N_RANK] if stat.column is None and not stat.delong else None
+            intervals = rank_intervals(stat, tables, values=reuse)
     rows = []
     leader_value = defined[0].value(spec.primary_metric) if defined else float("nan")
     for i, entry in enumerate(defined):

@@ -140,7 +140,7 @@ def figure_ranks(board: Board) -> bytes:
     n = samples.shape[1]
     names = [e.name for e in board.ranked]
     with _style():
-        fig = Figure(figsize=(max(4.0, 1.5 + 0.9 * n), 4))
+        fig = Figure(figsize=(max(5.0, 1.5 + 0.9 * n), 4.2))
         ax = fig.subplots()
         for i in range(n):
             ranks, counts = np.unique(samples[:, i], return_counts=True)
@@ -151,9 +151,8 @@ def figure_ranks(board: Board) -> bytes:
         ax.set_xticks(range(n), names, rotation=30, ha="right")
         ax.set_yticks(range(1, n + 1))
         ax.set_ylim(n + 0.5, 0.5)
-        ax.set(ylabel="rank", title=f"{board.spec.name}: rank over {samples.shape[0]} bootstrap resamples "
-                                    "(area = frequency, x = median, line = 95 % interval)")
-        ax.title.set_fontsize(8)
+        ax.set(ylabel="rank", title=f"{board.spec.name}: rank stability over {samples.shape[0]} bootstrap "
+                                    "resamples\n(area = frequency of a rank, x = median, line = 95 % interval)")
         fig.tight_layout()
         return _png(fig)
 

@@ -7,6 +7,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.stats import rankdata
@@ -135,40 +136,64 @@ def bootstrap_p_value(differences: np.ndarray) -> float:
     return float(min(1.0, 2 * min(below, above)))
 
 
-def paired_bootstrap_statistic(
-    stat_a: Callable[[np.ndarray], float],
-    stat_b: Callable[[np.ndarray], float],
-    n: int,
-    *,
-    n_resamples: int = N_PAIRED,
-    seed: int = SEED,
-) -> float:
-    """p-value of a whole-sample statistic's difference, both recomputed on the same resampled cases."""
+def _n_cases(cases: Cases) -> int:
+    return len(next(iter(cases.values())))
+
+
+def resampled_values(
+    stat: Statistic, tables: Sequence[Cases], *, n_resamples: int, seed: int = SEED
+) -> np.ndarray:
+    """``(n_resamples, n_entries)``: each entry's statistic recomputed on the same resampled cases.
+
+    The resamples are the rows of ``default_rng(seed).integers(0, n, (n_resamples, n))``, so the
+    first k rows of a longer run are the k rows of a shorter one.
+    """
+    n = _n_cases(tables[0])
     draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        diffs = np.array([stat_a(idx) - stat_b(idx) for idx in draws])
-    return bootstrap_p_value(diffs)
+    values = [[stat(t, idx) for t in tables] for idx in draws]
+    return np.asarray(values, np.float64).reshape(n_resamples, len(tables))
+
+
+class PairedTests:
+    """Paired p-values between entries ``i`` and ``j`` of ``tables`` (aligned cases).
+
+    For a whole-sample statistic every entry is recomputed once on one shared set of resampled
+    cases; a pair's p-value then comes from the difference of their columns, which is the paired
+    bootstrap (both entries on the same cases) at a cost linear in the number of entries.
+    """
+
+    def __init__(self, stat: Statistic, tables: Sequence[Cases]) -> None:
+        self.stat, self.tables = stat, list(tables)
+
+    @cached_property
+    def resampled(self) -> np.ndarray:
+        return resampled_values(self.stat, self.tables, n_resamples=N_PAIRED)
+
+    def __call__(self, i: int, j: int) -> float:
+        if self.stat.delong or self.stat.column is not None:
+            return paired_p_value(self.stat, self.tables[i], self.tables[j])
+        p = bootstrap_p_value(self.resampled[:, i] - self.resampled[:, j])
+        return 1.0 if math.isnan(p) else p
 
 
 def paired_p_value(stat: Statistic, a: Cases, b: Cases) -> float:
     """Two-sided p-value that entries ``a`` and ``b`` (aligned cases) differ in ``stat``.
 
-    An undefined p-value (e.g. DeLong on identical scores, zero variance) counts as 1: no
+    DeLong's test for a binary AUC; :func:`medbench.metrics.paired_bootstrap` of the per-case
+    column for a mean; otherwise a paired bootstrap that recomputes the statistic of both entries
+    on the same resampled cases. An undefined p-value (e.g. no defined case) counts as 1: no
     evidence of a difference.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if stat.delong:
-            y = _column(a, "y_true")
-            sa, sb = _column(a, "y_score"), _column(b, "y_score")
-            p = 1.0 if np.array_equal(sa, sb) else M.delong_test(y, sa, sb)
+            p = M.delong_test(_column(a, "y_true"), _column(a, "y_score"), _column(b, "y_score"))
         elif stat.column is not None:
-            p = M.paired_bootstrap(_column(a, stat.column), _column(b, stat.column),
-                                   n_resamples=N_PAIRED, seed=SEED).p_value
+            p = M.paired_bootstrap(
+                _column(a, stat.column), _column(b, stat.column), n_resamples=N_PAIRED, seed=SEED
+            ).p_value
         else:
-            n = len(next(iter(a.values())))
-            p = paired_bootstrap_statistic(lambda i: stat(a, i), lambda i: stat(b, i), n)
+            return PairedTests(stat, [a, b])(0, 1)
     p = float(p)
     return 1.0 if math.isnan(p) else p
 
@@ -237,11 +262,20 @@ def ranks_of(values: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
     return rankdata(keyed, method="min", axis=-1).astype(np.int64)
 
 
-def rank_intervals(stat: Statistic, tables: Sequence[Cases], *, n_resamples: int = N_RANK,
-                   alpha: float = ALPHA, seed: int = SEED) -> RankIntervals:
-    """Bootstrap rank intervals: resample cases, recompute every entry's statistic, rank."""
-    n_entries = len(tables)
-    n = len(next(iter(tables[0].values()))) if n_entries else 0
+def rank_intervals(
+    stat: Statistic,
+    tables: Sequence[Cases],
+    *,
+    n_resamples: int = N_RANK,
+    alpha: float = ALPHA,
+    seed: int = SEED,
+    values: np.ndarray | None = None,
+) -> RankIntervals:
+    """Bootstrap rank intervals: resample cases, recompute every entry's statistic, rank.
+
+    A per-case mean goes to :func:`medbench.metrics.rank_intervals`; a whole-sample statistic
+    is recomputed per resample (``values``: those recomputed values, when already at hand).
+    """
     if stat.column is not None:
         matrix = np.stack([_column(t, stat.column) for t in tables], axis=1)
         low, high, samples = M.rank_intervals(matrix, higher_is_better=stat.higher_is_better,
@@ -249,8 +283,10 @@ def rank_intervals(stat: Statistic, tables: Sequence[Cases], *, n_resamples: int
         samples = np.asarray(samples)
     else:
         # The same resamples for every entry, ranked and summarised as metrics.rank_intervals does.
-        draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-        values = np.array([[stat(t, idx) for t in tables] for idx in draws])
+        if values is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                values = resampled_values(stat, tables, n_resamples=n_resamples, seed=seed)
         samples = ranks_of(values, higher_is_better=stat.higher_is_better)
         low = np.percentile(samples, 100 * alpha / 2, axis=0, method="lower")
         high = np.percentile(samples, 100 * (1 - alpha / 2), axis=0, method="higher")

@@ -102,7 +102,7 @@ def _anchors(spec: TaskSpec) -> list[dict[str, Any]]:
             row["per_class"] = {c: _r(v) for c, v in ref.per_class}
         else:
             row["metrics"][ref.metric] = _r(ref.value)
-        if ref.note not in row["notes"]:
+        if not any(ref.note in note for note in row["notes"]):
             row["notes"].append(ref.note)
     return [{**r, "note": "; ".join(r.pop("notes"))} for r in rows.values()]
 
@@ -319,20 +319,25 @@ def _figure_title(path: Path) -> str:
 def _header(board: Board, data: dict[str, Any]) -> list[str]:
     spec, task = board.spec, data["task"]
     sizes = board.split_sizes
-    tests = ", ".join(map(str, task["n_test"])) or str(sizes["test"])
+    unit = str(spec.option("split_unit", "case"))
+    scored = ", ".join(map(str, task["n_test"])) or str(sizes["test"])
+    if unit == "case":
+        test = scored if scored == str(sizes["test"]) else f"{scored} (split file: {sizes['test']})"
+        split = f"train {sizes['train']}, val {sizes['val']}, test {test} cases"
+    else:  # the split file lists sequences (or patients); records count the scored images
+        split = (f"by {unit}: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} {unit}s "
+                 f"in the split file; {scored} test images scored")
     primary = spec.primary
     out = [
         f"- **Data set**: `{spec.dataset}`"
         + (f"; runs used {', '.join(task['data_sources'])}" if task["data_sources"] else ""),
-        f"- **Split**: train {sizes['train']}, val {sizes['val']}, test {tests} cases ({spec.split_note}); "
-        f"split SHA-256 `{spec.split_sha256[:12]}`",
+        f"- **Split**: {split} ({spec.split_note}); split SHA-256 `{spec.split_sha256[:12]}`",
         f"- **Primary metric**: `{primary.name}`, {'higher' if primary.higher_is_better else 'lower'} is "
         f"better: {primary.description}",
     ]
-    for name, policy in spec.policies:
-        out.append(f"- **Undefined and special cases**, {name}: {policy}")
-    if not spec.policies:
-        out.append("- **Undefined and special cases**: undefined values are NaN, excluded from means and counted")
+    out.append("- **Undefined and special cases**: undefined per-case values are NaN, excluded from means "
+               "and counted (shown as *n undef.* beside a value)")
+    out += [f"  - {name}: {policy}" for name, policy in spec.policies]
     if len(task["data_sha256"]) > 1:
         out.append(f"- **Warning**: the entries were scored on {len(task['data_sha256'])} different prepared "
                    "data sets (data hashes differ)")

@@ -100,10 +100,11 @@ def pixel_accuracy(y_true, y_pred) -> np.ndarray:
 
 
 def _spacing(spacing) -> tuple[float, float]:
-    values = np.atleast_1d(np.asarray(spacing, dtype=np.float64))
+    values = np.atleast_1d(np.asarray(spacing))
     if values.size == 1:
         values = np.repeat(values, 2)
-    if values.shape != (2,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+    numeric = values.dtype.kind in "iuf"
+    if not numeric or values.shape != (2,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ValueError(
             f"spacing must be a positive number or a pair (sy, sx) of positive numbers; "
             f"got {spacing!r}"

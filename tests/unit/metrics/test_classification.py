@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.stats import norm, rankdata
 from sklearn.metrics import (
     brier_score_loss,
     cohen_kappa_score,
@@ -110,10 +110,12 @@ def test_delong_ci_agrees_with_bootstrap_on_a_large_sample():
     y = rng.integers(0, 2, n)
     s = rng.normal(size=n) + 1.0 * y
     low, high = M.delong_ci(y, s)
-    boots = []
-    for _ in range(1000):
-        i = rng.integers(0, n, n)
-        boots.append(roc_auc_score(y[i], s[i]))
+    # 2000 bootstrap AUCs at once: Mann-Whitney rank sums of each resample (scipy's midranks).
+    idx = rng.integers(0, n, size=(2000, n))
+    ranks = rankdata(s[idx], axis=1)
+    pos = y[idx].astype(bool)
+    m = pos.sum(axis=1)
+    boots = ((ranks * pos).sum(axis=1) - m * (m + 1) / 2) / (m * (n - m))
     b_low, b_high = np.percentile(boots, [2.5, 97.5])
     assert low < M.roc_auc(y, s) < high
     assert abs(low - b_low) < 0.01
