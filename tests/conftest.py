@@ -45,9 +45,8 @@ def mirror() -> Path:
     path = Path(first).expanduser() if first else None
     if path is not None and path.is_dir():
         return path.resolve()
-    reason = (
-        f"the data mirror is not available: MEDBENCH_DATA={value!r} "
-        f"{'is not a folder' if value else 'is not set'}"
+    reason = "the data mirror is not available: " + (
+        f"MEDBENCH_DATA={value!r} is not a folder" if value else "MEDBENCH_DATA is not set"
     )
     if os.environ.get("MEDBENCH_REQUIRE_DATA") == "1":
         pytest.fail(f"{reason}, and MEDBENCH_REQUIRE_DATA=1 requires it", pytrace=False)

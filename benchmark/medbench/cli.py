@@ -379,5 +379,29 @@ def check_command(
         raise typer.Exit(1)
 
 
+# --- leaderboard ---------------------------------------------------------------------------------
+
+
+@app.command("leaderboard")
+@reports_errors
+def leaderboard_command(
+    results: Annotated[Path, typer.Option("--results", help="Folder of result records.")] = Path("leaderboards/results"),
+    out: Annotated[Path, typer.Option("--out", help="Where the tables and figures go.")] = Path("leaderboards"),
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Only these tasks.")] = None,
+    format: Annotated[str, typer.Option("--format", help="markdown, csv or json")] = "markdown",
+) -> None:
+    """Render leaderboards (markdown tables with CIs, paired tests, rank intervals, figures) from records."""
+    from medbench.leaderboard import publish
+    from medbench.tasks import get_task
+
+    for t in task or []:
+        get_task(t)
+    files = publish(results, out, tasks=task or None, format=format)
+    if not files:
+        raise MedbenchError(f"no result records under {results}; run `medbench run submissions/<name>` first")
+    for f in files:
+        console.print(f"wrote {f}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -27,8 +27,8 @@ import pytest
 from medbench.errors import MedbenchError, RecordError
 from medbench.leaderboard import build_boards, publish
 from medbench.leaderboard.entries import load_task_records, select
+from medbench.leaderboard.markdown import GENERATED
 from medbench.leaderboard.stats import statistic_for
-from medbench.leaderboard.tables import GENERATED
 from medbench.results import canonical_json, read_record, record_path, write_record
 from medbench.scoring import score
 from medbench.tasks import get_task
@@ -43,33 +43,76 @@ PAGES = ("README.md", "toy-anatomy.md", "toy-lesions.md")
 
 # --- fixture records -----------------------------------------------------------------------------
 
-ENVIRONMENT = {"medbench": "0.1.0", "python": "3.11.7", "numpy": "2.1.3", "torch": "2.5.1",
-               "platform": "Linux-6.8-x86_64-with-glibc2.39", "git_commit": "0123456789abcdef0123456789abcdef01234567"}
+ENVIRONMENT = {
+    "medbench": "0.1.0",
+    "python": "3.11.7",
+    "numpy": "2.1.3",
+    "torch": "2.5.1",
+    "platform": "Linux-6.8-x86_64-with-glibc2.39",
+    "git_commit": "0123456789abcdef0123456789abcdef01234567",
+}
 GPU = ("cuda", "NVIDIA H100 80GB HBM3")
 
 
-def _record(spec, name, summary, version, seed, device, fit_s, created, report=None, error=None, task_version=None):
+def _record(
+    spec,
+    name,
+    summary,
+    version,
+    seed,
+    device,
+    fit_s,
+    created,
+    report=None,
+    error=None,
+    task_version=None,
+):
     """A record shaped exactly like ``runner._base_record`` + ``runner._finish`` make it."""
     digest = hashlib.sha256(f"{name}:{version}".encode()).hexdigest()
     record = {
         "schema": "medbench.result/1",
         "status": "ok" if error is None else "failed",
         "error": None if error is None else {"message": error, "log_tail": error.splitlines()[-1]},
-        "task": {"name": spec.name, "version": task_version or spec.version, "kind": spec.kind,
-                 "split_sha256": spec.split_sha256, "data_sha256": hashlib.sha256(spec.name.encode()).hexdigest(),
-                 "data_source": {"dataset": spec.dataset, "layout": "generated"},
-                 "n_test": int((load_split(spec)["split"] == "test").sum())},
-        "submission": {"name": name, "summary": summary, "path": f"submissions/{name}", "content_sha256": digest},
-        "seed": seed, "device": device[0], "train": {"epochs": 20, "batch_size": 32},
-        "primary_metric": spec.primary_metric, "higher_is_better": spec.primary.higher_is_better,
-        "metrics": {}, "per_class": {}, "operating_points": {}, "per_case": {},
+        "task": {
+            "name": spec.name,
+            "version": task_version or spec.version,
+            "kind": spec.kind,
+            "split_sha256": spec.split_sha256,
+            "data_sha256": hashlib.sha256(spec.name.encode()).hexdigest(),
+            "data_source": {"dataset": spec.dataset, "layout": "generated"},
+            "n_test": int((load_split(spec)["split"] == "test").sum()),
+        },
+        "submission": {
+            "name": name,
+            "summary": summary,
+            "path": f"submissions/{name}",
+            "content_sha256": digest,
+        },
+        "seed": seed,
+        "device": device[0],
+        "train": {"epochs": 20, "batch_size": 32},
+        "primary_metric": spec.primary_metric,
+        "higher_is_better": spec.primary.higher_is_better,
+        "metrics": {},
+        "per_class": {},
+        "operating_points": {},
+        "per_case": {},
     }
     if report is not None:
         data = report.to_dict()
-        record.update(metrics=data["summary"], per_class=data["per_class"],
-                      operating_points=data["operating_points"], per_case=data["per_case"])
-    record["timings"] = {"prepare_s": 0.412, "fit_s": fit_s, "predict_s": 0.731, "score_s": 0.52,
-                         "total_s": round(fit_s + 1.663, 3)}
+        record.update(
+            metrics=data["summary"],
+            per_class=data["per_class"],
+            operating_points=data["operating_points"],
+            per_case=data["per_case"],
+        )
+    record["timings"] = {
+        "prepare_s": 0.412,
+        "fit_s": fit_s,
+        "predict_s": 0.731,
+        "score_s": 0.52,
+        "total_s": round(fit_s + 1.663, 3),
+    }
     record["device_name"] = device[1]
     record["peak_gpu_memory_mb"] = 1843.0 if device[0] == "cuda" else None
     record["environment"] = ENVIRONMENT
@@ -96,27 +139,95 @@ def _lesion_records():
     base, base_v = y * 1.7 + rng.normal(0, 1, y.size), yv * 1.7 + rng.normal(0, 1, yv.size)
 
     def run(latent, latent_v):
-        return score(spec, _sigmoid(1.4 * latent - 1.2), y, test, val=(yv, _sigmoid(1.4 * latent_v - 1.2)))
+        return score(
+            spec, _sigmoid(1.4 * latent - 1.2), y, test, val=(yv, _sigmoid(1.4 * latent_v - 1.2))
+        )
 
     def noisy(sd):
         return base + rng.normal(0, sd, y.size), base_v + rng.normal(0, sd, yv.size)
 
-    out = [_record(spec, "cnn", "small CNN, 4 conv blocks, from scratch", 2, 0, GPU, 41.27,
-                   "2024-06-11T10:00:00Z", run(*noisy(0.25)))]
-    out.append(_record(spec, "cnn", "small CNN, 4 conv blocks, from scratch", 1, 1, GPU, 39.8,
-                       "2024-06-10T09:00:00Z", run(y * 4.0, yv * 4.0)))  # older content: superseded
+    out = [
+        _record(
+            spec,
+            "cnn",
+            "small CNN, 4 conv blocks, from scratch",
+            2,
+            0,
+            GPU,
+            41.27,
+            "2024-06-11T10:00:00Z",
+            run(*noisy(0.25)),
+        )
+    ]
+    out.append(
+        _record(
+            spec,
+            "cnn",
+            "small CNN, 4 conv blocks, from scratch",
+            1,
+            1,
+            GPU,
+            39.8,
+            "2024-06-10T09:00:00Z",
+            run(y * 4.0, yv * 4.0),
+        )
+    )  # older content: superseded
     for seed, fit in zip((0, 1, 2), (288.4, 291.0, 286.9), strict=True):
-        out.append(_record(spec, "resnet", "ResNet-18, ImageNet weights, fine-tuned", 1, seed, GPU, fit,
-                           f"2024-06-11T1{seed + 1}:00:00Z", run(*noisy(0.3))))
+        out.append(
+            _record(
+                spec,
+                "resnet",
+                "ResNet-18, ImageNet weights, fine-tuned",
+                1,
+                seed,
+                GPU,
+                fit,
+                f"2024-06-11T1{seed + 1}:00:00Z",
+                run(*noisy(0.3)),
+            )
+        )
     weak = (y * 0.6 + rng.normal(0, 1, y.size), yv * 0.6 + rng.normal(0, 1, yv.size))
-    out.append(_record(spec, "logreg", "logistic regression on pixel intensities", 1, 0, ("cpu", "cpu"), 3.52,
-                       "2024-06-11T09:00:00Z", run(*weak)))
-    out.append(_record(spec, "broken", "a submission whose model does not fit in memory", 1, 0, GPU, 0.0,
-                       "2024-06-11T14:00:00Z",
-                       error="RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB\nTraceback (most "
-                       "recent call last):\n  File \"model.py\", line 12"))
-    out.append(_record(spec, "oldnet", "a net scored on another version of the task", 1, 0, GPU, 12.0,
-                       "2024-05-01T09:00:00Z", run(*noisy(0.2)), task_version=spec.version + 1))
+    out.append(
+        _record(
+            spec,
+            "logreg",
+            "logistic regression on pixel intensities",
+            1,
+            0,
+            ("cpu", "cpu"),
+            3.52,
+            "2024-06-11T09:00:00Z",
+            run(*weak),
+        )
+    )
+    out.append(
+        _record(
+            spec,
+            "broken",
+            "a submission whose model does not fit in memory",
+            1,
+            0,
+            GPU,
+            0.0,
+            "2024-06-11T14:00:00Z",
+            error="RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB\nTraceback (most "
+            'recent call last):\n  File "model.py", line 12',
+        )
+    )
+    out.append(
+        _record(
+            spec,
+            "oldnet",
+            "a net scored on another version of the task",
+            1,
+            0,
+            GPU,
+            12.0,
+            "2024-05-01T09:00:00Z",
+            run(*noisy(0.2)),
+            task_version=spec.version + 1,
+        )
+    )
     return spec, out
 
 
@@ -127,7 +238,7 @@ def _anatomy_truth(rng, n, size=64):
         cy, cx, r = rng.uniform(22, 42), rng.uniform(22, 42), rng.uniform(9, 15)
         truth[i, 0] = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
         y0, x0 = rng.integers(8, 48), rng.integers(4, 20)
-        truth[i, 1, y0:y0 + rng.integers(5, 9), x0:x0 + rng.integers(25, 40)] = True
+        truth[i, 1, y0 : y0 + rng.integers(5, 9), x0 : x0 + rng.integers(25, 40)] = True
         for _ in range(rng.integers(0, 4)):  # some images have no spots: an empty reference
             sy, sx = rng.uniform(5, size - 5, 2)
             truth[i, 2] |= (yy - sy) ** 2 + (xx - sx) ** 2 <= rng.uniform(2, 4) ** 2
@@ -151,14 +262,20 @@ def _anatomy_records():
     rng = np.random.default_rng(7)
     test = _cases(spec, "test")
     truth = _anatomy_truth(rng, len(test))
-    subs = [("unet", "U-Net (Ronneberger et al. 2015), BCE + Dice", 1, 95.3, "2024-06-12T08:00:00Z"),
-            ("unet-lite", "U-Net with half the channels", 1, 51.6, "2024-06-12T09:00:00Z"),
-            ("otsu", "Otsu threshold + morphology, no learning", 1, 0.84, "2024-06-12T07:00:00Z")]
+    subs = [
+        ("unet", "U-Net (Ronneberger et al. 2015), BCE + Dice", 1, 95.3, "2024-06-12T08:00:00Z"),
+        ("unet-lite", "U-Net with half the channels", 1, 51.6, "2024-06-12T09:00:00Z"),
+        ("otsu", "Otsu threshold + morphology, no learning", 1, 0.84, "2024-06-12T07:00:00Z"),
+    ]
     out = []
     for name, summary, shift, fit, created in subs:
-        pred = _anatomy_prediction(truth, rng, 3 if name == "otsu" else shift, 0.6 if name == "otsu" else 0.05)
+        pred = _anatomy_prediction(
+            truth, rng, 3 if name == "otsu" else shift, 0.6 if name == "otsu" else 0.05
+        )
         device = ("cpu", "cpu") if name == "otsu" else GPU
-        out.append(_record(spec, name, summary, 1, 0, device, fit, created, score(spec, pred, truth, test)))
+        out.append(
+            _record(spec, name, summary, 1, 0, device, fit, created, score(spec, pred, truth, test))
+        )
     return spec, out
 
 
@@ -167,7 +284,9 @@ def regenerate_fixtures() -> None:
     shutil.rmtree(RESULTS, ignore_errors=True)
     for spec, records in (_lesion_records(), _anatomy_records()):
         for rec in records:
-            write_record(record_path(RESULTS, spec.name, rec["submission"]["name"], rec["seed"]), rec)
+            write_record(
+                record_path(RESULTS, spec.name, rec["submission"]["name"], rec["seed"]), rec
+            )
     # the superseded cnn record would collide with cnn.seed1 only if cnn had a seed 1 of its newest content
     shutil.rmtree(EXPECTED, ignore_errors=True)
     EXPECTED.mkdir(parents=True)
@@ -179,7 +298,9 @@ def regenerate_fixtures() -> None:
             shutil.copy(out / page, EXPECTED / page)
 
 
-@pytest.mark.skipif(not REGENERATE, reason="set MEDBENCH_REGENERATE_GOLDEN=1 to rewrite the golden files")
+@pytest.mark.skipif(
+    not REGENERATE, reason="set MEDBENCH_REGENERATE_GOLDEN=1 to rewrite the golden files"
+)
 def test_regenerate_golden_files():
     regenerate_fixtures()
     assert sorted(p.name for p in EXPECTED.iterdir()) == sorted(PAGES)
@@ -188,13 +309,17 @@ def test_regenerate_golden_files():
 # --- rendering helpers ---------------------------------------------------------------------------
 
 
-def render(root: Path, fmt: str = "markdown", results: Path = RESULTS, **kwargs) -> tuple[Path, list[Path]]:
+def render(
+    root: Path, fmt: str = "markdown", results: Path = RESULTS, **kwargs
+) -> tuple[Path, list[Path]]:
     """Lay out a repository in ``root`` (records, submission folders) and publish from its root."""
     board_dir = root / "leaderboards"
     if not (board_dir / "results").exists():
         shutil.copytree(results, board_dir / "results")
     for path in sorted((board_dir / "results").glob("*/*.json")):
-        (root / json.loads(path.read_text())["submission"]["path"]).mkdir(parents=True, exist_ok=True)
+        (root / json.loads(path.read_text())["submission"]["path"]).mkdir(
+            parents=True, exist_ok=True
+        )
     with contextlib.chdir(root):
         files = publish(Path("leaderboards/results"), Path("leaderboards"), format=fmt, **kwargs)
     return board_dir, [root / f for f in files]
@@ -217,7 +342,9 @@ def md_tables(text: str) -> list[list[dict[str, str]]]:
         if block:
             split = [re.split(r"(?<!\\)\|", row.strip())[1:-1] for row in block]
             head = [h.strip() for h in split[0]]
-            tables.append([dict(zip(head, (c.strip() for c in row), strict=True)) for row in split[2:]])
+            tables.append(
+                [dict(zip(head, (c.strip() for c in row), strict=True)) for row in split[2:]]
+            )
             block = []
     return tables
 
@@ -240,15 +367,24 @@ def test_fixture_records_are_valid_and_sealed():
 def test_pages_match_golden_files(rendered):
     _, out, _ = rendered
     for page in PAGES:
-        assert (out / page).read_text(encoding="utf-8") == (EXPECTED / page).read_text(encoding="utf-8"), page
+        assert (out / page).read_text(encoding="utf-8") == (EXPECTED / page).read_text(
+            encoding="utf-8"
+        ), page
 
 
 def test_returned_files_exist_and_cover_pages_and_figures(rendered):
     _, out, files = rendered
     names = sorted(str(f.relative_to(out)) for f in files)
-    assert names == sorted([*PAGES, "figures/toy-lesions-roc.png", "figures/toy-lesions-reliability.png",
-                            "figures/toy-lesions-ranks.png", "figures/toy-anatomy-cases.png",
-                            "figures/toy-anatomy-ranks.png"])
+    assert names == sorted(
+        [
+            *PAGES,
+            "figures/toy-lesions-roc.png",
+            "figures/toy-lesions-reliability.png",
+            "figures/toy-lesions-ranks.png",
+            "figures/toy-anatomy-cases.png",
+            "figures/toy-anatomy-ranks.png",
+        ]
+    )
     assert all(f.is_file() for f in files)
 
 
@@ -260,6 +396,34 @@ def test_rendering_twice_gives_identical_bytes(rendered, tmp_path):
     assert first.keys() == second.keys()
     for name in first:
         assert first[name] == second[name], name
+
+
+def test_a_fresh_process_renders_the_same_bytes(rendered, tmp_path):
+    # Another interpreter (other hash seed, fresh matplotlib state) must write the same files.
+    import subprocess
+    import sys
+
+    _, out, files = rendered
+    code = (
+        "import sys; from pathlib import Path; from medbench.leaderboard import publish; "
+        "publish(Path(sys.argv[1]), Path(sys.argv[2]), submissions_root=Path(sys.argv[3]))"
+    )
+    other = tmp_path / "repo" / "leaderboards"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(RESULTS),
+            str(other),
+            str(tmp_path / "repo" / "submissions"),
+        ],
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+        timeout=120,
+    )
+    for f in files:
+        assert (other / f.relative_to(out)).read_bytes() == f.read_bytes(), f.name
 
 
 def test_figures_are_real_pngs(rendered):
@@ -301,9 +465,17 @@ def test_lesions_ties_failed_and_superseded(rendered):
     _, out, _ = rendered
     text = (out / "toy-lesions.md").read_text(encoding="utf-8")
     board, failed, excluded = md_tables(text)
-    ranks = {re.search(r"\[(.+?)\]", r["Submission"]).group(1): r["Rank"] for r in board if r["Rank"] != "–"}
+    ranks = {
+        re.search(r"\[(.+?)\]", r["Submission"]).group(1): r["Rank"]
+        for r in board
+        if r["Rank"] != "–"
+    }
     assert ranks == {"cnn": "1=", "resnet": "1=", "logreg": "3"}
-    assert set(ranks) == {"cnn", "resnet", "logreg"}  # broken (failed) and oldnet (old version) are not ranked
+    assert set(ranks) == {
+        "cnn",
+        "resnet",
+        "logreg",
+    }  # broken (failed) and oldnet (old version) are not ranked
     resnet = next(r for r in board if "[resnet]" in r["Submission"])
     assert resnet["seeds"] == "0, 1, 2"
     assert re.fullmatch(r"\d\.\d{3} ± \d\.\d{3}", resnet["mean ± sd over seeds"])
@@ -347,18 +519,24 @@ def test_anchor_rows_are_unranked_italics(tmp_path):
     # they were jsrt-anatomy runs (same kind; its split and hash are jsrt-anatomy's own).
     spec = get_task("jsrt-anatomy")
     src = tmp_path / "src"
+    rename = {"disc": "lungs", "bar": "heart", "spots": "clavicles"}
+
+    def renamed(column):
+        return re.sub(r"_(disc|bar|spots)$", lambda m: "_" + rename[m.group(1)], column)
+
     for path in sorted((RESULTS / "toy-anatomy").glob("*.json")):
         rec = read_record(path)
         rec["task"].update(name=spec.name, split_sha256=spec.split_sha256)
-        rec["per_case"] = {k: v for k, v in rec["per_case"].items()}
-        rename = {"disc": "lungs", "bar": "heart", "spots": "clavicles"}
         rec["per_class"] = {rename[c]: v for c, v in rec["per_class"].items()}
+        rec["per_case"] = {renamed(k): v for k, v in rec["per_case"].items()}
         write_record(src / spec.name / path.name, rec)
     out, _ = render(tmp_path / "repo", results=src)
     text = (out / "jsrt-anatomy.md").read_text(encoding="utf-8")
     anchor = next(r for r in md_tables(text)[0] if "anchor" in r["Submission"])
     assert anchor["Rank"] == "–"
-    assert anchor["Submission"].startswith("*anchor (published; protocol differs): Novikov et al. 2018 (U-Net)")
+    assert anchor["Submission"].startswith(
+        "*anchor (published; protocol differs): Novikov et al. 2018 (U-Net)"
+    )
     assert anchor["**dice** ↑ [95 % CI]"] == "*0.930*"
     assert anchor["dice: heart"] == "*0.938*"
     index = md_tables((out / "README.md").read_text(encoding="utf-8"))[0][0]
@@ -390,19 +568,30 @@ def test_csv_and_json_hold_the_markdown_numbers(rendered, tmp_path, task):
     for row, entry in zip(ok, data["entries"], strict=True):
         line = md[row["submission"]]
         assert numbers(line[f"**{p}** ↑ [95 % CI]"]) == pytest.approx(
-            [round(float(row[k]), 3) for k in (p, f"{p}_ci_low", f"{p}_ci_high")], abs=1e-12)
+            [round(float(row[k]), 3) for k in (p, f"{p}_ci_low", f"{p}_ci_high")], abs=1e-12
+        )
         assert float(row[p]) == entry["value"] and float(row[f"{p}_ci_low"]) == entry["ci_low"]
-        assert line["Rank"] == entry["rank_label"] == (row["rank"] + ("=" if row["tied"] == "true" else ""))
+        assert (
+            line["Rank"]
+            == entry["rank_label"]
+            == (row["rank"] + ("=" if row["tied"] == "true" else ""))
+        )
         assert line["rank 95 % interval"] == f"[{row['rank_low']}, {row['rank_high']}]"
         for m in spec.metric_names:
             if m != p and f"{m} {'↑' if spec.metric(m).higher_is_better else '↓'}" in line:
                 header = f"{m} {'↑' if spec.metric(m).higher_is_better else '↓'}"
-                assert numbers(line[header]) == pytest.approx([round(float(row[m]), 3)], abs=1e-12), m
+                assert numbers(line[header]) == pytest.approx(
+                    [round(float(row[m]), 3)], abs=1e-12
+                ), m
                 assert float(row[m]) == entry["metrics"][m]
         for c in spec.classes if spec.primary.per_class else ():
-            assert numbers(line[f"{p}: {c}"]) == pytest.approx([round(float(row[f"{p}_{c}"]), 3)], abs=1e-12)
+            assert numbers(line[f"{p}: {c}"]) == pytest.approx(
+                [round(float(row[f"{p}_{c}"]), 3)], abs=1e-12
+            )
         if row["delta_to_leader"]:
-            assert numbers(line["Δ to leader"]) == pytest.approx([round(float(row["delta_to_leader"]), 3)])
+            assert numbers(line["Δ to leader"]) == pytest.approx(
+                [round(float(row["delta_to_leader"]), 3)]
+            )
         if row["p_holm"] and float(row["p_holm"]) >= 0.001:
             assert float(line["p vs leader (Holm)"]) == round(float(row["p_holm"]), 3)
     failed = [r["submission"] for r in rows if r["status"] == "failed"]
@@ -444,9 +633,14 @@ def test_recomputed_primary_statistic_equals_the_recorded_value():
         for _, rec in records:
             if rec["status"] != "ok":
                 continue
-            cases = {k: pd.to_numeric(pd.Series(v), errors="coerce").to_numpy(float)
-                     for k, v in rec["per_case"].items() if k != "case_id"}
-            assert stat(cases) == pytest.approx(rec["metrics"][spec.primary_metric]["value"], rel=1e-12)
+            cases = {
+                k: pd.to_numeric(pd.Series(v), errors="coerce").to_numpy(float)
+                for k, v in rec["per_case"].items()
+                if k != "case_id"
+            }
+            assert stat(cases) == pytest.approx(
+                rec["metrics"][spec.primary_metric]["value"], rel=1e-12
+            )
 
 
 def test_latest_content_wins_even_when_older_content_has_more_seeds():
@@ -471,8 +665,10 @@ def test_board_numbers_come_from_the_lowest_seed():
     resnet = next(r.entry for r in board.rows if r.entry.name == "resnet")
     seed0 = read_record(RESULTS / "toy-lesions" / "resnet.seed0.json")
     assert resnet.value("auc") == seed0["metrics"]["auc"]["value"]
-    values = [read_record(RESULTS / "toy-lesions" / f"resnet.seed{s}.json")["metrics"]["auc"]["value"]
-              for s in range(3)]
+    values = [
+        read_record(RESULTS / "toy-lesions" / f"resnet.seed{s}.json")["metrics"]["auc"]["value"]
+        for s in range(3)
+    ]
     mean, sd = resnet.seed_mean_sd("auc")
     assert mean == pytest.approx(np.mean(values)) and sd == pytest.approx(np.std(values, ddof=1))
     assert canonical_json(seed0)  # sanity: the record is canonical-JSON serialisable
@@ -527,9 +723,14 @@ def _synthetic_records(task: str, results: Path) -> None:
     else:
         cases = pd.DataFrame({"case_id": [f"02/t{i:03d}" for i in range(40)]})
         truth = _instances(len(cases), rng)
-        runs = {name: score(spec, p, truth, cases) for name, p in _instance_predictions(truth, rng).items()}
+        runs = {
+            name: score(spec, p, truth, cases)
+            for name, p in _instance_predictions(truth, rng).items()
+        }
     for i, (name, report) in enumerate(runs.items()):
-        rec = _record(spec, name, f"{name} entry", 1, 0, GPU, 10.0 + i, f"2024-06-1{i}T00:00:00Z", report)
+        rec = _record(
+            spec, name, f"{name} entry", 1, 0, GPU, 10.0 + i, f"2024-06-1{i}T00:00:00Z", report
+        )
         rec["task"]["n_test"] = len(cases)
         write_record(record_path(results, spec.name, name, 0), rec)
 
@@ -546,7 +747,9 @@ def test_other_task_kinds_rank_the_poor_entry_last(tmp_path, task):
     assert {ranked[k]["Rank"] for k in ("good", "good-too")} in ({"1="}, {"1", "2"})
     assert ranked[poor]["rank 95 % interval"] == "[3, 3]"
     figures = sorted(f.name for f in files if f.suffix == ".png")
-    expected = [f"{task}-ranks.png"] + ([f"{task}-cases.png"] if get_task(task).kind != "multiclass" else [])
+    expected = [f"{task}-ranks.png"] + (
+        [f"{task}-cases.png"] if get_task(task).kind != "multiclass" else []
+    )
     assert figures == sorted(expected)
     if task == "retinamnist":  # anchors of two metrics from one paper share one row
         anchors = [k for k in rows if k.startswith("*anchor")]
@@ -555,4 +758,19 @@ def test_other_task_kinds_rank_the_poor_entry_last(tmp_path, task):
         assert resnet["**auc** ↑ [95 % CI]"] == "*0.717*" and resnet["accuracy ↑"] == "*0.524*"
     if task == "ctc-u373":
         text = (out / f"{task}.md").read_text(encoding="utf-8")
-        assert "by sequence: train 1, val 0, test 1 sequences in the split file; 40 test images scored" in text
+        assert "train 1, val 0, test 1 sequences in the split file; 40 test images scored" in text
+
+
+def test_task_with_only_failed_runs_lists_them_and_ranks_nothing(tmp_path):
+    src = tmp_path / "src" / "toy-lesions"
+    src.mkdir(parents=True)
+    shutil.copy(RESULTS / "toy-lesions" / "broken.seed0.json", src)
+    out, files = render(tmp_path / "repo", results=tmp_path / "src")
+    assert sorted(f.name for f in files) == [
+        "README.md",
+        "toy-lesions.md",
+    ]  # no figures without entries
+    text = (out / "toy-lesions.md").read_text(encoding="utf-8")
+    assert "No successful runs yet." in text and "## Failed runs" in text
+    index = md_tables((out / "README.md").read_text(encoding="utf-8"))[0]
+    assert index[0]["Leader"] == "–" and index[0]["Entries"] == "0"

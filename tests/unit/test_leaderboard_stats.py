@@ -148,8 +148,11 @@ def test_ranks_of_direction_ties_and_nan():
 
 def test_rank_intervals_separate_clear_entries_and_overlap_close_ones(dice_stat):
     base = RNG.uniform(0.5, 0.9, N)
-    tables = [_dice_cases(base + 0.1), _dice_cases(base + RNG.normal(0, 0.05, N)),
-              _dice_cases(base + RNG.normal(0, 0.05, N))]
+    tables = [
+        _dice_cases(base + 0.1),
+        _dice_cases(base + RNG.normal(0, 0.05, N)),
+        _dice_cases(base + RNG.normal(0, 0.05, N)),
+    ]
     ri = rank_intervals(dice_stat, tables, n_resamples=200)
     assert (ri.low[0], ri.high[0]) == (1, 1)
     assert ri.low[1] == ri.low[2] == 2 and ri.high[1] == ri.high[2] == 3

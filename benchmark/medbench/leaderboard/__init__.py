@@ -14,9 +14,10 @@ from medbench.data.files import write_bytes_atomic, write_text_atomic
 from medbench.errors import MedbenchError
 from medbench.leaderboard.board import Board, Row, build_board
 from medbench.leaderboard.entries import Entry, load_task_records, select
+from medbench.leaderboard.export import board_data, render_csv, render_json
 from medbench.leaderboard.figures import figures_for
+from medbench.leaderboard.markdown import render_index, render_markdown
 from medbench.leaderboard.stats import Ranking, assign_ranks, paired_p_value, statistic_for
-from medbench.leaderboard.tables import board_data, render_csv, render_index, render_json, render_markdown
 from medbench.tasks import get_task
 
 FORMATS = ("markdown", "csv", "json")

@@ -88,8 +88,10 @@ def build_board(task: TaskRecords) -> Board:
     """Rank one task's entries: paired tests against the leader, the tie rule, rank intervals."""
     spec = task.spec
     stat = statistic_for(spec)
-    defined = sorted((e for e in task.entries if not math.isnan(e.value(spec.primary_metric))),
-                     key=lambda e: _sort_key(spec, e))
+    defined = sorted(
+        (e for e in task.entries if not math.isnan(e.value(spec.primary_metric))),
+        key=lambda e: _sort_key(spec, e),
+    )
     undefined = [e for e in task.entries if math.isnan(e.value(spec.primary_metric))]
     ranking = intervals = None
     n_common, tables = 0, []
@@ -106,15 +108,34 @@ def build_board(task: TaskRecords) -> Board:
     leader_value = defined[0].value(spec.primary_metric) if defined else float("nan")
     for i, entry in enumerate(defined):
         vs = ranking.versus_leader(i)
-        rows.append(Row(
-            entry, ranking.rank[i], ranking.tied[i],
-            None if i == 0 else entry.value(spec.primary_metric) - leader_value,
-            vs.p_raw if vs else None, vs.p_holm if vs else None,
-            intervals.low[i] if intervals else 1, intervals.high[i] if intervals else 1,
-        ))
+        rows.append(
+            Row(
+                entry,
+                ranking.rank[i],
+                ranking.tied[i],
+                None if i == 0 else entry.value(spec.primary_metric) - leader_value,
+                vs.p_raw if vs else None,
+                vs.p_holm if vs else None,
+                intervals.low[i] if intervals else 1,
+                intervals.high[i] if intervals else 1,
+            )
+        )
     order = sorted(range(len(rows)), key=lambda i: (rows[i].rank, i))
-    rows = [rows[i] for i in order] + [Row(e, None, False, None, None, None, None, None) for e in undefined]
+    rows = [rows[i] for i in order] + [
+        Row(e, None, False, None, None, None, None, None) for e in undefined
+    ]
     counts = load_split(spec)["split"].value_counts()
     sizes = {s: int(counts.get(s, 0)) for s in ("train", "val", "test")}
-    return Board(spec, stat, tuple(rows), task.failed, task.excluded, ranking, intervals, tuple(defined),
-                 tuple(tables), n_common, sizes)
+    return Board(
+        spec,
+        stat,
+        tuple(rows),
+        task.failed,
+        task.excluded,
+        ranking,
+        intervals,
+        tuple(defined),
+        tuple(tables),
+        n_common,
+        sizes,
+    )

@@ -100,7 +100,9 @@ def _float(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
-def load_task_records(results_dir: Path, tasks: list[str] | None = None) -> dict[str, list[tuple[Path, Record]]]:
+def load_task_records(
+    results_dir: Path, tasks: list[str] | None = None
+) -> dict[str, list[tuple[Path, Record]]]:
     """Every record under ``results_dir/<task>/``, verified, grouped by task (sorted by path).
 
     A record whose hash does not match raises :class:`RecordError` naming the file.
@@ -116,7 +118,9 @@ def load_task_records(results_dir: Path, tasks: list[str] | None = None) -> dict
         record = read_record(path, verify=True)
         task = record["task"].get("name") if isinstance(record["task"], dict) else None
         if task != path.parent.name:
-            raise RecordError(f"result record {path} is for task {task!r} but lies in folder {path.parent.name!r}")
+            raise RecordError(
+                f"result record {path} is for task {task!r} but lies in folder {path.parent.name!r}"
+            )
         found.setdefault(task, []).append((path, record))
     return found
 
@@ -127,7 +131,9 @@ def select(spec: TaskSpec, records: list[tuple[Path, Record]]) -> TaskRecords:
     for path, rec in records:
         task = rec["task"]
         if task.get("version") != spec.version:
-            excluded.append(Excluded(path, f"task version {task.get('version')}; current is {spec.version}"))
+            excluded.append(
+                Excluded(path, f"task version {task.get('version')}; current is {spec.version}")
+            )
         elif task.get("split_sha256") != spec.split_sha256:
             excluded.append(Excluded(path, "split hash differs from the current split file"))
         else:
@@ -143,8 +149,10 @@ def select(spec: TaskSpec, records: list[tuple[Path, Record]]) -> TaskRecords:
         for path, rec in group:
             if rec["submission"].get("content_sha256") != content:
                 excluded.append(Excluded(path, f"superseded by newer content of {name!r}"))
-        keep = sorted((pr for pr in group if pr[1]["submission"].get("content_sha256") == content),
-                      key=lambda pr: int(pr[1]["seed"]))
+        keep = sorted(
+            (pr for pr in group if pr[1]["submission"].get("content_sha256") == content),
+            key=lambda pr: int(pr[1]["seed"]),
+        )
         ok = [pr for pr in keep if pr[1].get("status") == "ok"]
         for path, rec in keep:
             if rec.get("status") != "ok":
@@ -183,7 +191,11 @@ def case_tables(entries: list[Entry]) -> tuple[list[str], list[Cases]]:
         table = {}
         for col in aligned.columns:
             values = pd.to_numeric(aligned[col], errors="coerce").to_numpy(np.float64)
-            table[col] = values.astype(np.int64) if col in _INTEGER_COLUMNS and not np.isnan(values).any() else values
+            table[col] = (
+                values.astype(np.int64)
+                if col in _INTEGER_COLUMNS and not np.isnan(values).any()
+                else values
+            )
         tables.append(table)
     for col in _INTEGER_COLUMNS[:1]:
         for e, t in zip(entries[1:], tables[1:], strict=True):

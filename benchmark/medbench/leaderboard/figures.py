@@ -68,11 +68,22 @@ def figure_roc(board: Board) -> bytes:
                 if t is None:
                     continue
                 pred = s >= t
-                ax.plot(pred[y == 0].mean(), pred[y == 1].mean(), markers[k % len(markers)], color=_colour(i),
-                        mec="black", ms=7, label=f"{entry.name} @ {name}")
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity (false-positive rate)",
-               ylabel="sensitivity (true-positive rate)",
-               title=f"{board.spec.name}: test ROC, operating points chosen on val")
+                ax.plot(
+                    pred[y == 0].mean(),
+                    pred[y == 1].mean(),
+                    markers[k % len(markers)],
+                    color=_colour(i),
+                    mec="black",
+                    ms=7,
+                    label=f"{entry.name} @ {name}",
+                )
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1.01),
+            xlabel="1 - specificity (false-positive rate)",
+            ylabel="sensitivity (true-positive rate)",
+            title=f"{board.spec.name}: test ROC, operating points chosen on val",
+        )
         ax.legend(loc="lower right")
         fig.tight_layout()
         return _png(fig)
@@ -94,9 +105,13 @@ def figure_reliability(board: Board, top: int = 3) -> bytes:
             conf = [s[bins == b].mean() for b in filled]
             freq = [y[bins == b].mean() for b in filled]
             ax.plot(conf, freq, "o-", color=_colour(i), label=entry.name)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted probability (10 equal-width bins)",
-               ylabel="observed fraction positive",
-               title=f"{board.spec.name}: reliability of the top {len(shown)}")
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="mean predicted probability (10 equal-width bins)",
+            ylabel="observed fraction positive",
+            title=f"{board.spec.name}: reliability of the top {len(shown)}",
+        )
         ax.legend(loc="upper left")
         fig.tight_layout()
         return _png(fig)
@@ -106,30 +121,50 @@ def case_columns(board: Board) -> list[tuple[str, str]]:
     """(column, label) of the per-case primary metric per class, or overall when not per class."""
     p = board.spec.primary_metric
     column = board.statistic.column or p
-    per_class = [(f"{column}_{c}", c) for c in board.spec.classes
-                 if board.tables and f"{column}_{c}" in board.tables[0]]
+    per_class = [
+        (f"{column}_{c}", c)
+        for c in board.spec.classes
+        if board.tables and f"{column}_{c}" in board.tables[0]
+    ]
     if per_class:
         return per_class
-    return [(column, "all")] if board.tables and column in board.tables[0] else []
+    classes = board.spec.classes
+    label = classes[0] if len(classes) == 1 else "mean over classes"
+    return [(column, label)] if board.tables and column in board.tables[0] else []
 
 
 def figure_cases(board: Board) -> bytes:
     columns = case_columns(board)
     names = [e.name for e in board.ranked]
     with _style():
-        fig = Figure(figsize=(max(4.0, 1.2 + 0.9 * len(names)) * min(len(columns), 3), 4.2))
+        width = max(4.0, 1.2 + 0.9 * len(names)) * min(len(columns), 3)
+        fig = Figure(figsize=(max(width, 5.5), 4.5))
         axes = np.atleast_1d(fig.subplots(1, len(columns), sharey=True, squeeze=False)[0])
         rng = np.random.default_rng(0)
         for ax, (column, label) in zip(axes, columns, strict=True):
             data = [t[column][~np.isnan(t[column])] for t in board.tables]
-            ax.boxplot(data, positions=range(len(names)), widths=0.6, showfliers=False,
-                       medianprops={"color": "black"})
+            ax.boxplot(
+                data,
+                positions=range(len(names)),
+                widths=0.6,
+                showfliers=False,
+                medianprops={"color": "black"},
+            )
             for i, values in enumerate(data):
-                ax.plot(i + rng.uniform(-0.18, 0.18, values.size), values, ".", color=_colour(i), alpha=0.6, ms=4)
+                ax.plot(
+                    i + rng.uniform(-0.18, 0.18, values.size),
+                    values,
+                    ".",
+                    color=_colour(i),
+                    alpha=0.6,
+                    ms=4,
+                )
             ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
             ax.set_title(f"{board.spec.primary_metric}: {label}")
         axes[0].set_ylabel(f"per-case {board.spec.primary_metric}")
-        fig.suptitle(f"{board.spec.name}: per-case scores (box: quartiles; points: cases)")
+        fig.suptitle(
+            f"{board.spec.name}: per-case scores\n(box: quartiles, whiskers 1.5 IQR; points: cases)"
+        )
         fig.tight_layout()
         return _png(fig)
 
@@ -145,14 +180,24 @@ def figure_ranks(board: Board) -> bytes:
         for i in range(n):
             ranks, counts = np.unique(samples[:, i], return_counts=True)
             freq = counts / samples.shape[0]
-            ax.scatter(np.full(ranks.size, i), ranks, s=600 * freq, color=_colour(i), alpha=0.7, edgecolors="none")
+            ax.scatter(
+                np.full(ranks.size, i),
+                ranks,
+                s=600 * freq,
+                color=_colour(i),
+                alpha=0.7,
+                edgecolors="none",
+            )
             ax.vlines(i, board.intervals.low[i], board.intervals.high[i], color="black", lw=1)
             ax.plot(i, np.median(samples[:, i]), "x", color="black", ms=8)
         ax.set_xticks(range(n), names, rotation=30, ha="right")
         ax.set_yticks(range(1, n + 1))
         ax.set_ylim(n + 0.5, 0.5)
-        ax.set(ylabel="rank", title=f"{board.spec.name}: rank stability over {samples.shape[0]} bootstrap "
-                                    "resamples\n(area = frequency of a rank, x = median, line = 95 % interval)")
+        ax.set(
+            ylabel="rank",
+            title=f"{board.spec.name}: rank stability over {samples.shape[0]} bootstrap "
+            "resamples\n(area = frequency of a rank, x = median, line = 95 % interval)",
+        )
         fig.tight_layout()
         return _png(fig)
 
@@ -165,7 +210,9 @@ def figures_for(board: Board) -> dict[str, bytes]:
     if board.spec.kind == "binary" and all("y_score" in t for t in board.tables):
         out["roc"] = figure_roc(board)
         out["reliability"] = figure_reliability(board)
-    if board.spec.kind in ("multilabel-segmentation", "instance-segmentation") and case_columns(board):
+    if board.spec.kind in ("multilabel-segmentation", "instance-segmentation") and case_columns(
+        board
+    ):
         out["cases"] = figure_cases(board)
     if board.intervals is not None:
         out["ranks"] = figure_ranks(board)

@@ -26,8 +26,9 @@ SEED = 0
 _MEAN_COLUMNS = {
     "binary": {"brier": "brier"},
     "multiclass": {"accuracy": "correct"},
-    "multilabel-segmentation": {m: m for m in ("dice", "iou", "pixel_accuracy", "hd95", "v_rand", "v_info",
-                                               "pixel_error")},
+    "multilabel-segmentation": {
+        m: m for m in ("dice", "iou", "pixel_accuracy", "hd95", "v_rand", "v_info", "pixel_error")
+    },
     "instance-segmentation": {m: m for m in ("dsb_ap", "f1_50", "dice")},
 }
 
@@ -62,10 +63,14 @@ class Statistic:
         if self.delong:
             return "DeLong's test for two correlated ROC curves on the per-case scores"
         if self.column is not None:
-            return (f"paired bootstrap ({N_PAIRED} resamples of cases, seed {SEED}) of the mean "
-                    f"difference in the per-case `{self.column}`")
-        return (f"paired bootstrap ({N_PAIRED} resamples of cases, seed {SEED}): `{self.metric}` "
-                "recomputed for both entries on the same resampled cases")
+            return (
+                f"paired bootstrap ({N_PAIRED} resamples of cases, seed {SEED}) of the mean "
+                f"difference in the per-case `{self.column}` (cases undefined for either entry dropped)"
+            )
+        return (
+            f"paired bootstrap ({N_PAIRED} resamples of cases, seed {SEED}): `{self.metric}` "
+            "recomputed for both entries on the same resampled cases"
+        )
 
 
 def _column(cases: Cases, name: str) -> np.ndarray:
@@ -84,9 +89,14 @@ def statistic_for(spec: TaskSpec, metric: str | None = None) -> Statistic:
     whole: Callable[[Cases, np.ndarray], float] | None = None
     k = len(spec.classes)
     if spec.kind == "binary" and metric == "auc":
-        return Statistic(metric, hib, whole=lambda c, i: M.roc_auc(_column(c, "y_true")[i], _column(c, "y_score")[i]),
-                         delong=True)
+        return Statistic(
+            metric,
+            hib,
+            whole=lambda c, i: M.roc_auc(_column(c, "y_true")[i], _column(c, "y_score")[i]),
+            delong=True,
+        )
     if spec.kind == "binary" and metric == "ece":
+
         def whole(c, i):
             return M.expected_calibration_error(_column(c, "y_true")[i], _column(c, "y_score")[i])
     elif spec.kind == "binary" and "@" in metric:
@@ -98,24 +108,33 @@ def statistic_for(spec: TaskSpec, metric: str | None = None) -> Statistic:
             hits = (pred[y == label] == label).astype(float)
             return hits.mean() if hits.size else float("nan")
     elif spec.kind == "multiclass" and metric == "qwk":
+
         def whole(c, i):
-            return M.quadratic_weighted_kappa(_column(c, "y_true")[i], _column(c, "y_pred")[i], n_classes=k)
+            return M.quadratic_weighted_kappa(
+                _column(c, "y_true")[i], _column(c, "y_pred")[i], n_classes=k
+            )
     elif spec.kind == "multiclass" and metric == "auc":
+
         def whole(c, i):
             probs = np.stack([_column(c, f"p{j}")[i] for j in range(k)], axis=1)
             return M.multiclass_auc(_column(c, "y_true")[i], probs)
     elif spec.kind == "multiclass" and metric == "recall":
+
         def whole(c, i):  # balanced accuracy: mean over the classes present of their recall
             y, correct = _column(c, "y_true")[i], _column(c, "correct")[i]
             recalls = [correct[y == j].mean() for j in range(k) if (y == j).any()]
             return float(np.mean(recalls)) if recalls else float("nan")
     elif spec.kind == "instance-segmentation" and metric == "seg":
+
         def whole(c, i):  # CTC SEG over a data set is a ratio of sums, not a mean of ratios
             objects = _column(c, "seg_objects")[i].sum()
             return _column(c, "seg_matched")[i].sum() / objects if objects else float("nan")
+
     if whole is None:
-        raise RecordError(f"the leaderboard cannot recompute metric {metric!r} of a {spec.kind} task "
-                          "from per-case scores")
+        raise RecordError(
+            f"the leaderboard cannot recompute metric {metric!r} of a {spec.kind} task "
+            "from per-case scores"
+        )
     return Statistic(metric, hib, whole=whole)
 
 
@@ -240,7 +259,11 @@ def assign_ranks(n: int, p_value: Callable[[int, int], float], *, alpha: float =
         leader, others = remaining[0], remaining[1:]
         raw = [float(p_value(leader, j)) for j in others]
         adjusted = [float(p) for p in M.holm(np.asarray(raw))] if raw else []
-        rounds.append(tuple(Comparison(leader, j, p, q) for j, p, q in zip(others, raw, adjusted, strict=True)))
+        rounds.append(
+            tuple(
+                Comparison(leader, j, p, q) for j, p, q in zip(others, raw, adjusted, strict=True)
+            )
+        )
         group = [leader] + [j for j, q in zip(others, adjusted, strict=True) if q >= alpha]
         for g in group:
             rank[g], tied[g] = next_rank, len(group) > 1
@@ -278,8 +301,13 @@ def rank_intervals(
     """
     if stat.column is not None:
         matrix = np.stack([_column(t, stat.column) for t in tables], axis=1)
-        low, high, samples = M.rank_intervals(matrix, higher_is_better=stat.higher_is_better,
-                                              n_resamples=n_resamples, alpha=alpha, seed=seed)
+        low, high, samples = M.rank_intervals(
+            matrix,
+            higher_is_better=stat.higher_is_better,
+            n_resamples=n_resamples,
+            alpha=alpha,
+            seed=seed,
+        )
         samples = np.asarray(samples)
     else:
         # The same resamples for every entry, ranked and summarised as metrics.rank_intervals does.

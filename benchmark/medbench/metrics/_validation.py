@@ -148,7 +148,9 @@ def check_label_image(x, name: str) -> np.ndarray:
     """A 2-D map of non-negative integer labels (0 = background)."""
     arr = np.asarray(x)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D label image with shape (H, W); got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a 2-D label image with shape (H, W); got shape {arr.shape}"
+        )
     if arr.dtype == bool:
         return arr.astype(np.int64)
     if not np.issubdtype(arr.dtype, np.integer):

@@ -47,7 +47,6 @@ def expected_calibration_error(y_true, y_score, *, n_bins: int = 15) -> float:
     n_bins = check_positive_int(n_bins, "n_bins")
     y, p = _binary_probabilities(y_true, y_score)
     bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
     positives = np.bincount(bins, weights=y.astype(np.float64), minlength=n_bins)
     confidence = np.bincount(bins, weights=p, minlength=n_bins)
     # |sum_b(y) - sum_b(p)| / n equals (n_b / n) |freq_b - conf_b| and needs no division by n_b.

@@ -163,7 +163,11 @@ _RULE_FORMS = "'youden', ('sensitivity', target) or ('specificity', target) with
 def _parse_rule(rule) -> tuple[str, float]:
     if isinstance(rule, str) and rule == "youden":
         return "youden", float("nan")
-    if isinstance(rule, tuple | list) and len(rule) == 2 and rule[0] in ("sensitivity", "specificity"):
+    if (
+        isinstance(rule, tuple | list)
+        and len(rule) == 2
+        and rule[0] in ("sensitivity", "specificity")
+    ):
         target = rule[1]
         if (
             isinstance(target, int | float | np.integer | np.floating)

@@ -104,7 +104,12 @@ def _spacing(spacing) -> tuple[float, float]:
     if values.size == 1:
         values = np.repeat(values, 2)
     numeric = values.dtype.kind in "iuf"
-    if not numeric or values.shape != (2,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+    if (
+        not numeric
+        or values.shape != (2,)
+        or not np.all(np.isfinite(values))
+        or np.any(values <= 0)
+    ):
         raise ValueError(
             f"spacing must be a positive number or a pair (sy, sx) of positive numbers; "
             f"got {spacing!r}"

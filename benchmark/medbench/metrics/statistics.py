@@ -180,6 +180,8 @@ def holm(p_values) -> np.ndarray:
 
     Reference: Holm, Scandinavian Journal of Statistics 1979.
     """
+    if np.size(p_values) == 0:  # an empty family needs no correction
+        return np.empty(0)
     p = _values(p_values, "p_values")
     defined = ~np.isnan(p)
     if np.any((p[defined] < 0) | (p[defined] > 1)):
@@ -244,9 +246,7 @@ def rank_intervals(
         raise ValueError(f"per_case_matrix must be numeric; got dtype {matrix.dtype}")
     matrix = matrix.astype(np.float64)
     n_cases, n_entries = matrix.shape
-    means = _resampled(
-        n_cases, n_resamples, seed, n_entries, lambda i: _nanmean_rows(matrix, i)
-    )
+    means = _resampled(n_cases, n_resamples, seed, n_entries, lambda i: _nanmean_rows(matrix, i))
     # Rank on a "smaller is better" key; an undefined mean becomes +inf, i.e. last.
     key = -means if higher_is_better else means
     key = np.where(np.isnan(key), np.inf, key)

@@ -95,7 +95,7 @@ class TrainingSet(torch.utils.data.Dataset):
         if segmentation:
             image = pad_to_multiple(image, self.divisor)
             target = pad_to_multiple(target, self.divisor)
-            target_t = torch.from_numpy(np.ascontiguousarray(target.transpose(2, 0, 1)))
+            target_t = torch.from_numpy(_owned(target.transpose(2, 0, 1)))
         else:
             target_t = torch.tensor(int(target), dtype=torch.int64)
         return to_chw(image), target_t
@@ -120,7 +120,13 @@ class ImageSet(torch.utils.data.Dataset):
 def to_chw(image: np.ndarray) -> torch.Tensor:
     if image.ndim == 2:
         image = image[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    return torch.from_numpy(_owned(image.transpose(2, 0, 1)))
+
+
+def _owned(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous, writable array (memory-mapped cases are read-only views)."""
+    out = np.ascontiguousarray(array)
+    return out if out.flags.writeable else out.copy()
 
 
 def seed_worker(worker_id: int) -> None:

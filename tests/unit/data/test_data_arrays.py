@@ -11,7 +11,9 @@ from medbench.data.arrays import Ragged, load_array, save_array
 @pytest.fixture
 def arrays() -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    return [rng.integers(0, 1000, size=s).astype(np.uint16) for s in ((3, 5), (7, 2), (1, 1), (4, 4))]
+    return [
+        rng.integers(0, 1000, size=s).astype(np.uint16) for s in ((3, 5), (7, 2), (1, 1), (4, 4))
+    ]
 
 
 def test_ragged_from_arrays_indexes_each_array(arrays):

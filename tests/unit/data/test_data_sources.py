@@ -28,7 +28,9 @@ def test_the_suite_never_uses_the_users_cache(medbench_home):
 
 
 def test_data_roots(monkeypatch, tmp_path):
-    monkeypatch.setenv("MEDBENCH_DATA", os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")]))
+    monkeypatch.setenv(
+        "MEDBENCH_DATA", os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")])
+    )
     assert data_roots() == [tmp_path / "a", tmp_path / "b"]
     assert data_roots(tmp_path / "c") == [tmp_path / "c"]  # --from wins over MEDBENCH_DATA
     monkeypatch.delenv("MEDBENCH_DATA")
@@ -38,11 +40,12 @@ def test_data_roots(monkeypatch, tmp_path):
 @pytest.mark.parametrize("marker", ["  ", " *"])  # text and binary mode of sha256sum
 def test_sha256sums_are_re_keyed_to_the_data_set_folder(tmp_path, marker):
     (tmp_path / "isbi2012").mkdir()
-    (tmp_path / "SHA256SUMS").write_text(
-        f"{'a' * 64}{marker}isbi2012/train/image/0.png\n"
-        f"{'b' * 64}{marker}jsrt-scr/jsrt.csv\n"
-        "\n"
-    )
+    lines = [
+        f"{'a' * 64}{marker}isbi2012/train/image/0.png",
+        f"{'b' * 64}{marker}jsrt-scr/jsrt.csv",
+        "",
+    ]
+    (tmp_path / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     assert _read_sha256sums(tmp_path, tmp_path / "isbi2012") == {"train/image/0.png": "a" * 64}
     assert _read_sha256sums(tmp_path, tmp_path) == {
         "isbi2012/train/image/0.png": "a" * 64,

@@ -53,7 +53,9 @@ def test_manifest_records_what_was_made(fresh_home):
     assert manifest["split_sha256"] == spec.split_sha256
     assert manifest["source"]["layout"] == "generated"
     assert set(manifest["arrays"]) == {
-        f"{s}/{f}" for s in ("train", "val", "test") for f in ("cases.csv", "images.npy", "targets.npy")
+        f"{s}/{f}"
+        for s in ("train", "val", "test")
+        for f in ("cases.csv", "images.npy", "targets.npy")
     }
     assert len(manifest["data_sha256"]) == 64
     prepared.verify()  # every array file matches its recorded hash

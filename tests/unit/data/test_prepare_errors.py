@@ -65,7 +65,11 @@ def isbi_mini(tmp_path: Path) -> Path:
         for which in ("image", "label"):
             folder = root / "isbi2012" / "train" / which
             folder.mkdir(parents=True, exist_ok=True)
-            values = rng.integers(0, 256, (32, 32)) if which == "image" else rng.choice([0, 255], (32, 32))
+            values = (
+                rng.integers(0, 256, (32, 32))
+                if which == "image"
+                else rng.choice([0, 255], (32, 32))
+            )
             Image.fromarray(values.astype(np.uint8)).save(folder / f"{i}.png")
     return root
 
@@ -130,7 +134,9 @@ def test_missing_isbi_label_names_the_file(isbi_mini, fresh_home):
     assert_nothing_written("isbi2012-membranes")
 
 
-def test_changed_split_file_is_refused_before_anything_is_written(tmp_path, monkeypatch, fresh_home):
+def test_changed_split_file_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch, fresh_home
+):
     folder = tmp_path / "splits"
     shutil.copytree(SPLIT_DIR, folder)
     monkeypatch.setattr(splits_module, "SPLIT_DIR", folder)

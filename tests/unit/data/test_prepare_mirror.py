@@ -119,7 +119,9 @@ def test_jsrt_tasks_share_the_images(mirror):
     common = sorted(set(a.case_ids) & set(b.case_ids))[:5]
     assert common
     for case in common:
-        np.testing.assert_array_equal(a.images[a.case_ids.index(case)], b.images[b.case_ids.index(case)])
+        np.testing.assert_array_equal(
+            a.images[a.case_ids.index(case)], b.images[b.case_ids.index(case)]
+        )
 
 
 def test_isbi2012(mirror):
@@ -169,7 +171,9 @@ def test_dsb2018(mirror):
     for data in splits(prepared):
         assert isinstance(data.images, Ragged) and isinstance(data.targets, Ragged)
         assert data.images.dtype == np.uint8 and data.targets.dtype == np.uint16
-        for image, labels, group in zip(data.images, data.targets, data.cases["group"], strict=True):
+        for image, labels, group in zip(
+            data.images, data.targets, data.cases["group"], strict=True
+        ):
             assert image.ndim == 3 and image.shape[2] == 3
             assert image.shape[:2] == labels.shape
             assert image_type(image) == group  # the split's stratum is the image's type

@@ -104,7 +104,9 @@ def test_read_jsrt_img_inverts_and_scales(jsrt_official):
 def test_read_jsrt_img_refuses_a_file_of_the_wrong_size(tmp_path):
     path = tmp_path / "JPCLN001.IMG"
     np.zeros((1024, 1024), ">u2").tofile(path)
-    with pytest.raises(DataError, match=r"JPCLN001\.IMG is not a JSRT \.IMG file: expected 8388608 bytes"):
+    with pytest.raises(
+        DataError, match=r"JPCLN001\.IMG is not a JSRT \.IMG file: expected 8388608 bytes"
+    ):
         read_jsrt_img(path)
 
 
@@ -129,7 +131,9 @@ def test_jsrt_official_anatomy_unions_left_and_right(jsrt_official):
     assert masks.shape == (3, 1024, 1024) and masks.dtype == bool
     np.testing.assert_array_equal(masks[0], SCR_BOXES["left_lung"] | SCR_BOXES["right_lung"])
     np.testing.assert_array_equal(masks[1], SCR_BOXES["heart"])
-    np.testing.assert_array_equal(masks[2], SCR_BOXES["left_clavicle"] | SCR_BOXES["right_clavicle"])
+    np.testing.assert_array_equal(
+        masks[2], SCR_BOXES["left_clavicle"] | SCR_BOXES["right_clavicle"]
+    )
 
 
 def test_jsrt_gif_mask_is_read_by_colour_not_palette_index(jsrt_official):
@@ -171,7 +175,9 @@ def test_isbi_official_slices_equal_the_pages(isbi_official):
     for i in (0, 7, 29):
         np.testing.assert_array_equal(ds.image(loc, f"slice-{i:02d}"), volume[i][:, :, None])
         # 0 = membrane in the source; the task predicts the membrane.
-        np.testing.assert_array_equal(ds.target(loc, f"slice-{i:02d}", "membranes"), (labels[i] == 0)[None])
+        np.testing.assert_array_equal(
+            ds.target(loc, f"slice-{i:02d}", "membranes"), (labels[i] == 0)[None]
+        )
 
 
 def test_isbi_official_prepares_contiguous_blocks(isbi_official, fresh_home):
@@ -252,7 +258,9 @@ def test_tb_prepare_end_to_end_on_a_full_stand_in(tmp_path, fresh_home):
 # --- (d) Cell Tracking Challenge: <name>/01/t###.tif + 01_GT/SEG/man_seg###.tif ---------------------
 
 
-def write_ctc(root: Path, seq: str, frames: int, seg: set[int], shape=(24, 32)) -> dict[int, np.ndarray]:
+def write_ctc(
+    root: Path, seq: str, frames: int, seg: set[int], shape=(24, 32)
+) -> dict[int, np.ndarray]:
     rng = np.random.default_rng(int(seq))
     base = root / "PhC-C2DH-U373"
     labels_of = {}
@@ -410,10 +418,17 @@ def messidor_official(tmp_path: Path) -> Path:
     root = tmp_path / "messidor"
     root.mkdir()
     (root / "messidor_data.csv").write_text(MESSIDOR_CSV)
-    for name in ("20051020_43808_0100_PP.PNG", "20051020_43832_0100_PP.PNG", "IM000001.JPG", "IM000002.JPG"):
+    for name in (
+        "20051020_43808_0100_PP.PNG",
+        "20051020_43832_0100_PP.PNG",
+        "IM000001.JPG",
+        "IM000002.JPG",
+    ):
         image = Image.fromarray(fundus(60, 90, 25))
         (root / "IMAGES").mkdir(exist_ok=True)
-        image.save(root / "IMAGES" / name, format="PNG" if name.endswith(".PNG") else "JPEG", quality=95)
+        image.save(
+            root / "IMAGES" / name, format="PNG" if name.endswith(".PNG") else "JPEG", quality=95
+        )
     return root
 
 
@@ -448,8 +463,30 @@ def test_messidor_official_missing_image_is_named(messidor_official):
 
 
 def test_messidor_official_table_without_a_column_is_refused(messidor_official):
-    table = pd.read_csv(messidor_official / "messidor_data.csv").drop(columns="adjudicated_gradable")
+    table = pd.read_csv(messidor_official / "messidor_data.csv").drop(
+        columns="adjudicated_gradable"
+    )
     table.to_csv(messidor_official / "messidor_data.csv", index=False)
     loc = locate("messidor2", from_dir=messidor_official)
     with pytest.raises(DataError, match=r"lacks column\(s\) \['adjudicated_gradable'\]"):
+        DATASETS.get("messidor2").cases(loc)
+
+
+@pytest.mark.parametrize("column", ["image", "source_name", "dr_grade", "gradable"])
+def test_messidor_mirror_table_without_a_column_is_refused(tmp_path, column):
+    root = tmp_path / "messidor2"
+    (root / "images").mkdir(parents=True)
+    table = pd.DataFrame(
+        {
+            "image": ["a.jpg"],
+            "source_name": ["a.png"],
+            "dr_grade": ["1"],
+            "dme": ["0"],
+            "gradable": ["1"],
+        }
+    )
+    table.drop(columns=column).to_csv(root / "messidor2.csv", index=False)
+    loc = locate("messidor2", from_dir=tmp_path)
+    assert loc.layout == "mirror"
+    with pytest.raises(DataError, match=rf"lacks column\(s\) \['{column}'\]"):
         DATASETS.get("messidor2").cases(loc)

@@ -77,11 +77,23 @@ def test_roc_auc_one_class_is_nan_with_warning():
 @pytest.mark.parametrize(
     ("y", "s", "message"),
     [
-        ([0, 1, 1], [0.1, 0.2], r"y_true and y_score have inconsistent numbers of samples: \[3, 2\]"),
-        ([0, 1, 2], [0.1, 0.2, 0.3], r"y_true must be binary with values in \{0, 1\}; got values \[0, 1, 2\]"),
+        (
+            [0, 1, 1],
+            [0.1, 0.2],
+            r"y_true and y_score have inconsistent numbers of samples: \[3, 2\]",
+        ),
+        (
+            [0, 1, 2],
+            [0.1, 0.2, 0.3],
+            r"y_true must be binary with values in \{0, 1\}; got values \[0, 1, 2\]",
+        ),
         ([0, 1], [0.1, np.nan], r"y_score must be finite; got 1 NaN or infinite values"),
         ([0, 1], [0.1, np.inf], r"y_score must be finite"),
-        ([[0, 1]], [[0.1, 0.2]], r"y_true must be 1-D with shape \(n_samples,\); got shape \(1, 2\)"),
+        (
+            [[0, 1]],
+            [[0.1, 0.2]],
+            r"y_true must be 1-D with shape \(n_samples,\); got shape \(1, 2\)",
+        ),
         ([], [], r"y_true must contain at least one sample; got 0"),
         ([0, 1], ["a", "b"], r"y_score must be numeric; got dtype <U1"),
     ],
@@ -118,8 +130,9 @@ def test_delong_ci_agrees_with_bootstrap_on_a_large_sample():
     boots = ((ranks * pos).sum(axis=1) - m * (m + 1) / 2) / (m * (n - m))
     b_low, b_high = np.percentile(boots, [2.5, 97.5])
     assert low < M.roc_auc(y, s) < high
-    assert abs(low - b_low) < 0.01
-    assert abs(high - b_high) < 0.01
+    # Large-sample agreement: differences of about 0.001 are typical.
+    assert abs(low - b_low) < 0.005
+    assert abs(high - b_high) < 0.005
 
 
 def test_delong_ci_narrows_with_alpha_and_is_clipped():
@@ -257,7 +270,15 @@ def test_operating_point_one_class_is_nan():
 
 @pytest.mark.parametrize(
     "rule",
-    ["Youden", ("sensitivity",), ("sensitivity", 0), ("specificity", 1.5), ("ppv", 0.9), None, ("sensitivity", True)],
+    [
+        "Youden",
+        ("sensitivity",),
+        ("sensitivity", 0),
+        ("specificity", 1.5),
+        ("ppv", 0.9),
+        None,
+        ("sensitivity", True),
+    ],
 )
 def test_operating_point_bad_rule_lists_accepted_forms(rule):
     accepted = (
@@ -287,7 +308,9 @@ def test_sensitivity_specificity_nan_policies():
 
 
 def test_sensitivity_specificity_rejects_scores():
-    with pytest.raises(ValueError, match=r"y_pred must be binary with values in \{0, 1\}; got values \[0.2, 0.7\]"):
+    with pytest.raises(
+        ValueError, match=r"y_pred must be binary with values in \{0, 1\}; got values \[0.2, 0.7\]"
+    ):
         M.sensitivity_specificity([0, 1], [0.2, 0.7])
 
 
@@ -330,11 +353,15 @@ def test_quadratic_weighted_kappa_matches_sklearn(seed):
 def test_quadratic_weighted_kappa_undefined_and_errors():
     with pytest.warns(RuntimeWarning, match="no expected disagreement"):
         assert math.isnan(M.quadratic_weighted_kappa([2, 2], [2, 2], n_classes=3))
-    with pytest.raises(ValueError, match=r"y_pred must hold class labels in 0..2; got values \[3, 5\]"):
+    with pytest.raises(
+        ValueError, match=r"y_pred must hold class labels in 0..2; got values \[3, 5\]"
+    ):
         M.quadratic_weighted_kappa([0, 1, 2, 1], [0, 3, 5, 1], n_classes=3)
     with pytest.raises(ValueError, match=r"n_classes must be an integer >= 2; got 1"):
         M.quadratic_weighted_kappa([0], [0], n_classes=1)
-    with pytest.raises(ValueError, match=r"y_true must hold integer class labels; got values \[0.5\]"):
+    with pytest.raises(
+        ValueError, match=r"y_true must hold integer class labels; got values \[0.5\]"
+    ):
         M.quadratic_weighted_kappa([0.5, 1.0], [0, 1], n_classes=2)
 
 
@@ -358,9 +385,14 @@ def test_multiclass_auc_matches_sklearn_ovr_macro(seed):
 def test_multiclass_auc_absent_class_and_errors():
     with pytest.warns(RuntimeWarning, match=r"undefined for classes \[2\]"):
         assert math.isnan(M.multiclass_auc([0, 1, 0], np.full((3, 3), 1 / 3)))
-    with pytest.raises(ValueError, match=r"y_score must have shape \(n_samples, n_classes\) with n_classes >= 2; got shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"y_score must have shape \(n_samples, n_classes\) with n_classes >= 2; got shape \(3,\)",
+    ):
         M.multiclass_auc([0, 1, 0], [0.1, 0.2, 0.3])
-    with pytest.raises(ValueError, match=r"y_true must hold class labels in 0..1; got values \[2\]"):
+    with pytest.raises(
+        ValueError, match=r"y_true must hold class labels in 0..1; got values \[2\]"
+    ):
         M.multiclass_auc([0, 1, 2], np.full((3, 2), 0.5))
 
 
@@ -370,7 +402,9 @@ def test_multiclass_auc_absent_class_and_errors():
 def test_ece_hand_computed():
     # Bin [0, 0.5): p 0.1, 0.3, no positives -> |0 - 0.4| * 2/4; bin [0.5, 1]: p 0.9, 0.8, both
     # positive -> |1 - 0.85| * 2/4.
-    assert M.expected_calibration_error([0, 1, 1, 0], [0.1, 0.9, 0.8, 0.3], n_bins=2) == pytest.approx(0.175)
+    assert M.expected_calibration_error(
+        [0, 1, 1, 0], [0.1, 0.9, 0.8, 0.3], n_bins=2
+    ) == pytest.approx(0.175)
     # A probability of exactly 1.0 falls in the last bin; perfect 0/1 predictions give 0.
     assert M.expected_calibration_error([0, 1, 1], [0.0, 1.0, 1.0]) == 0.0
 
@@ -391,11 +425,15 @@ def test_ece_matches_a_per_bin_loop(n_bins):
     rng = np.random.default_rng(n_bins)
     p = rng.random(500)
     y = (rng.random(500) < p**2).astype(int)
-    assert M.expected_calibration_error(y, p, n_bins=n_bins) == pytest.approx(_ece_loop(y, p, n_bins), abs=1e-12)
+    assert M.expected_calibration_error(y, p, n_bins=n_bins) == pytest.approx(
+        _ece_loop(y, p, n_bins), abs=1e-12
+    )
 
 
 def test_ece_errors():
-    with pytest.raises(ValueError, match=r"y_score must be probabilities in \[0, 1\]; got values in \[-0.1, 1.2\]"):
+    with pytest.raises(
+        ValueError, match=r"y_score must be probabilities in \[0, 1\]; got values in \[-0.1, 1.2\]"
+    ):
         M.expected_calibration_error([0, 1], [-0.1, 1.2])
     with pytest.raises(ValueError, match=r"n_bins must be a positive integer; got 0"):
         M.expected_calibration_error([0, 1], [0.1, 0.2], n_bins=0)

@@ -100,7 +100,9 @@ def test_dsb_label_values_and_dtypes(dtype):
     truth = _random_labels(rng, n_blobs=8)
     pred = np.roll(truth, 1, axis=0)
     expected = _dsb_brute_force(truth, pred)
-    assert M.dsb_average_precision(truth.astype(dtype), pred.astype(dtype)) == pytest.approx(expected)
+    assert M.dsb_average_precision(truth.astype(dtype), pred.astype(dtype)) == pytest.approx(
+        expected
+    )
     # Huge, sparse label values take the sorting path instead of a lookup table.
     big_t = np.where(truth > 0, truth + 2**40, 0)
     big_p = np.where(pred > 0, pred * 2**33, 0)
@@ -118,10 +120,26 @@ def test_dsb_invariant_to_relabelling():
 @pytest.mark.parametrize(
     ("truth", "pred", "message"),
     [
-        (np.zeros((3, 3), int), np.zeros((3, 4), int), r"y_true and y_pred must have the same shape; got \(3, 3\) and \(3, 4\)"),
-        (np.zeros((1, 3, 3), int), np.zeros((1, 3, 3), int), r"y_true must be a 2-D label image with shape \(H, W\); got shape \(1, 3, 3\)"),
-        (np.zeros((3, 3), int), np.zeros((3, 3)), r"y_pred must hold integer labels; got dtype float64"),
-        (np.zeros((3, 3), int), -np.ones((3, 3), int), r"y_pred must hold non-negative labels \(0 = background\); got values \[-1\]"),
+        (
+            np.zeros((3, 3), int),
+            np.zeros((3, 4), int),
+            r"y_true and y_pred must have the same shape; got \(3, 3\) and \(3, 4\)",
+        ),
+        (
+            np.zeros((1, 3, 3), int),
+            np.zeros((1, 3, 3), int),
+            r"y_true must be a 2-D label image with shape \(H, W\); got shape \(1, 3, 3\)",
+        ),
+        (
+            np.zeros((3, 3), int),
+            np.zeros((3, 3)),
+            r"y_pred must hold integer labels; got dtype float64",
+        ),
+        (
+            np.zeros((3, 3), int),
+            -np.ones((3, 3), int),
+            r"y_pred must hold non-negative labels \(0 = background\); got values \[-1\]",
+        ),
     ],
 )
 def test_label_image_errors(truth, pred, message):
@@ -314,7 +332,9 @@ def test_membrane_segments_hand_computed():
     expected = np.array([[1, 1, 0, 2], [0, 0, 0, 2], [3, 0, 0, 0], [3, 0, 4, 4]])
     np.testing.assert_array_equal(labels, expected)
     assert labels.dtype == np.int32
-    np.testing.assert_array_equal(M.membrane_segments(prob, threshold=0.95) > 0, np.ones((4, 4), bool))
+    np.testing.assert_array_equal(
+        M.membrane_segments(prob, threshold=0.95) > 0, np.ones((4, 4), bool)
+    )
 
 
 def test_label_interior_matches_scipy_four_connectivity():
@@ -327,9 +347,13 @@ def test_label_interior_matches_scipy_four_connectivity():
 
 
 def test_membrane_segments_errors():
-    with pytest.raises(ValueError, match=r"prob must be a 2-D numeric map with shape \(H, W\); got shape \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"prob must be a 2-D numeric map with shape \(H, W\); got shape \(2,\)"
+    ):
         M.membrane_segments(np.zeros(2))
     with pytest.raises(ValueError, match=r"prob must be finite; got 1 NaN or infinite values"):
         M.membrane_segments(np.array([[0.1, np.nan]]))
-    with pytest.raises(ValueError, match=r"mask must be a 2-D boolean array; got shape \(2, 2\) and dtype int64"):
+    with pytest.raises(
+        ValueError, match=r"mask must be a 2-D boolean array; got shape \(2, 2\) and dtype int64"
+    ):
         M.label_interior(np.zeros((2, 2), np.int64))

@@ -26,8 +26,12 @@ def _stack(*masks: np.ndarray) -> np.ndarray:
 
 
 def test_dice_and_iou_hand_computed():
-    truth = _stack(_masks(["##..", "##..", "....", "...."]), _masks(["#...", "....", "....", "...."]))
-    pred = _stack(_masks([".##.", ".##.", "....", "...."]), _masks(["#...", "....", "....", "...."]))
+    truth = _stack(
+        _masks(["##..", "##..", "....", "...."]), _masks(["#...", "....", "....", "...."])
+    )
+    pred = _stack(
+        _masks([".##.", ".##.", "....", "...."]), _masks(["#...", "....", "....", "...."])
+    )
     # Class 0: |T| = 4, |P| = 4, |T & P| = 2 -> Dice 4/8, IoU 2/6. Class 1: identical.
     np.testing.assert_allclose(M.dice(truth, pred), [[0.5, 1.0]])
     np.testing.assert_allclose(M.iou(truth, pred), [[1 / 3, 1.0]])
@@ -43,7 +47,9 @@ def test_empty_truth_policy():
     # case 0: class 0 both empty -> NaN; class 1 truth empty, prediction not -> 0.
     assert math.isnan(d[0, 0]) and d[0, 1] == 0.0
     assert d[1, 0] == 1.0 and math.isnan(d[1, 1])
-    with pytest.warns(RuntimeWarning, match="IoU is undefined where truth and prediction are both empty"):
+    with pytest.warns(
+        RuntimeWarning, match="IoU is undefined where truth and prediction are both empty"
+    ):
         j = M.iou(truth, pred)
     np.testing.assert_array_equal(np.isnan(j), np.isnan(d))
     assert j[0, 1] == 0.0
@@ -78,9 +84,21 @@ def test_dice_accepts_zero_one_integers():
 @pytest.mark.parametrize(
     ("truth", "pred", "message"),
     [
-        (np.zeros((1, 1, 4, 4), bool), np.zeros((1, 1, 4, 5), bool), r"y_true and y_pred must have the same shape; got \(1, 1, 4, 4\) and \(1, 1, 4, 5\)"),
-        (np.zeros((1, 4, 4), bool), np.zeros((1, 4, 4), bool), r"y_true must have shape \(n_cases, n_classes, H, W\); got shape \(1, 4, 4\)"),
-        (np.zeros((1, 1, 2, 2), bool), np.full((1, 1, 2, 2), 0.5), r"y_pred must be a boolean mask \(or hold only 0 and 1\); got dtype float64 with values \[0.5\]"),
+        (
+            np.zeros((1, 1, 4, 4), bool),
+            np.zeros((1, 1, 4, 5), bool),
+            r"y_true and y_pred must have the same shape; got \(1, 1, 4, 4\) and \(1, 1, 4, 5\)",
+        ),
+        (
+            np.zeros((1, 4, 4), bool),
+            np.zeros((1, 4, 4), bool),
+            r"y_true must have shape \(n_cases, n_classes, H, W\); got shape \(1, 4, 4\)",
+        ),
+        (
+            np.zeros((1, 1, 2, 2), bool),
+            np.full((1, 1, 2, 2), 0.5),
+            r"y_pred must be a boolean mask \(or hold only 0 and 1\); got dtype float64 with values \[0.5\]",
+        ),
     ],
 )
 def test_mask_errors(truth, pred, message):

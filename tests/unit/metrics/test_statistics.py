@@ -75,7 +75,9 @@ def test_bootstrap_ci_option_errors(kwargs, message):
 
 
 def test_bootstrap_ci_input_errors():
-    with pytest.raises(ValueError, match=r"per_case must be 1-D with shape \(n_samples,\); got shape \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"per_case must be 1-D with shape \(n_samples,\); got shape \(2, 2\)"
+    ):
         M.bootstrap_ci(np.ones((2, 2)))
     with pytest.raises(ValueError, match=r"per_case must be numeric; got dtype <U1"):
         M.bootstrap_ci(["a", "b"])
@@ -121,7 +123,9 @@ def test_paired_bootstrap_p_value_definition():
     below = (np.sum(draws <= 0) + 1) / 401
     above = (np.sum(draws >= 0) + 1) / 401
     assert result.p_value == pytest.approx(min(1.0, 2 * min(below, above)))
-    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(np.percentile(draws, [2.5, 97.5])))
+    assert (result.ci_low, result.ci_high) == pytest.approx(
+        tuple(np.percentile(draws, [2.5, 97.5]))
+    )
 
 
 def test_paired_bootstrap_drops_cases_undefined_in_either():
@@ -132,7 +136,10 @@ def test_paired_bootstrap_drops_cases_undefined_in_either():
 
 
 def test_paired_bootstrap_errors_and_nan():
-    with pytest.raises(ValueError, match=r"per_case_a and per_case_b have inconsistent numbers of samples: \[3, 2\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"per_case_a and per_case_b have inconsistent numbers of samples: \[3, 2\]",
+    ):
         M.paired_bootstrap([0.1, 0.2, 0.3], [0.1, 0.2])
     with pytest.warns(RuntimeWarning, match="at least 2 cases defined for both entries; got 1"):
         result = M.paired_bootstrap([0.1, np.nan, 0.3], [0.2, 0.1, np.nan])
@@ -157,10 +164,14 @@ def test_holm_caps_at_one_keeps_nan_and_is_monotone():
     order = np.argsort(p)
     assert np.all(np.diff(adj[order]) >= 0)
     assert np.all(adj >= p) and np.all(adj <= 1)
+    assert M.holm([]).shape == (0,)
+    np.testing.assert_array_equal(M.holm([np.nan]), [np.nan])
 
 
 def test_holm_errors():
-    with pytest.raises(ValueError, match=r"p_values must lie in \[0, 1\]; got values in \[0.1, 1.5\]"):
+    with pytest.raises(
+        ValueError, match=r"p_values must lie in \[0, 1\]; got values in \[0.1, 1.5\]"
+    ):
         M.holm([0.1, 1.5])
 
 
@@ -207,7 +218,10 @@ def test_rank_intervals_undefined_entry_ranks_last():
 
 
 def test_rank_intervals_errors():
-    with pytest.raises(ValueError, match=r"per_case_matrix must have shape \(n_cases, n_entries\) with both >= 1; got shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"per_case_matrix must have shape \(n_cases, n_entries\) with both >= 1; got shape \(3,\)",
+    ):
         M.rank_intervals([0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match=r"per_case_matrix must be numeric; got dtype bool"):
         M.rank_intervals(np.ones((2, 2), bool))

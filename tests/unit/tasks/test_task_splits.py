@@ -14,7 +14,13 @@ from medbench.data.files import sha256_bytes
 from medbench.errors import SplitError
 from medbench.tasks import all_tasks, get_task
 from medbench.tasks.spec import SPLITS
-from medbench.tasks.splits import SPLIT_DIR, load_split, split_csv_bytes, split_frame, stratified_split
+from medbench.tasks.splits import (
+    SPLIT_DIR,
+    load_split,
+    split_csv_bytes,
+    split_frame,
+    stratified_split,
+)
 
 TASK_NAMES = [s.name for s in all_tasks()]
 
@@ -230,4 +236,3 @@ def test_stratified_split_refuses_fractions_not_summing_to_one():
 def test_split_csv_bytes_is_sorted_unix_csv():
     frame = split_frame({"b": "test", "a": "train"}, {"a": "g1", "b": "g2"})
     assert split_csv_bytes(frame) == b"case_id,split,group\na,train,g1\nb,test,g2\n"
-

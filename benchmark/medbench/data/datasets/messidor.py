@@ -68,7 +68,9 @@ class Messidor2(RawDataset):
     def cases(self, loc: Located) -> pd.DataFrame:
         if loc.layout == "mirror":
             table = read_csv(
-                loc.path("messidor2.csv"), loc, columns=["source_name", "dr_grade", "gradable"]
+                loc.path("messidor2.csv"),
+                loc,
+                columns=["image", "source_name", "dr_grade", "gradable"],
             )
             table["file"] = table["image"]
         else:

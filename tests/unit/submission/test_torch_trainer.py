@@ -1,0 +1,312 @@
+"""The standard PyTorch trainer (TorchSubmission) on the toy tasks, on CPU.
+
+Tiny models keep every fit to seconds; each test asserts a property of the trainer (it learns,
+it is deterministic, a resumed run equals an uninterrupted one, it keeps its checkpoints).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from medbench.data.prepare import prepare
+from medbench.errors import SubmissionError
+from medbench.submission.api import Dataset, RunContext, TaskInfo
+from medbench.submission.torch import TorchSubmission
+from medbench.tasks import get_task
+
+EPOCH_KEYS = {"epoch", "epochs", "loss", "val_metric", "images_per_s", "seconds"}
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+def _numpy_dice(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over cases and classes of Dice; pairs with an empty truth and prediction are skipped."""
+    inter = (truth & pred).sum(axis=(2, 3))
+    total = truth.sum(axis=(2, 3)) + pred.sum(axis=(2, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = np.where(total > 0, 2 * inter / total, np.nan)
+    return float(np.nanmean(dice))
+
+
+def _fallback_validation_score(task, targets, predictions) -> float:
+    spec = get_task(task if isinstance(task, str) else task.name)
+    if spec.kind == "multilabel-segmentation":
+        return _numpy_dice(np.asarray(targets, bool), np.asarray(predictions) >= 0.5)
+    return float(roc_auc_score(np.asarray(targets), np.asarray(predictions)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def validation_score(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The lead's ``scoring.validation_score`` when it works, else a local stand-in."""
+    from medbench import scoring
+
+    with pytest.MonkeyPatch.context() as mp:
+        try:
+            scoring.validation_score("toy-lesions", np.array([0, 1]), np.array([0.2, 0.8]))
+        except Exception:
+            mp.setattr(scoring, "validation_score", _fallback_validation_score, raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Dataset]]]:
+    """Prepared toy-anatomy and toy-lesions splits as medbench Datasets (test targets kept apart)."""
+    home = tmp_path_factory.mktemp("medbench-home-torch")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDBENCH_HOME", str(home))
+        out = {}
+        for name in ("toy-anatomy", "toy-lesions"):
+            prepared = prepare(name)
+            splits = {s: prepared.split(s) for s in ("train", "val", "test")}
+            out[name] = {s: Dataset(d.images, d.case_ids, d.targets) for s, d in splits.items()}
+        yield out
+
+
+def _task(name: str) -> TaskInfo:
+    return TaskInfo.from_spec(get_task(name))
+
+
+def _ctx(workdir: Path, train: dict, **kw) -> RunContext:
+    return RunContext(device="cpu", seed=kw.pop("seed", 0), workdir=workdir,
+                      logger=logging.getLogger("test.torch"), train=train, **kw)
+
+
+def _unlabelled(data: Dataset) -> Dataset:
+    return Dataset(data.images, data.case_ids)
+
+
+def _subset(data: Dataset, n: int) -> Dataset:
+    return Dataset(data.images[:n], data.case_ids[:n], data.targets[:n])
+
+
+# --- tiny models ---------------------------------------------------------------------------------
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class TinyUNet(nn.Module):
+    def __init__(self, c_in: int, c_out: int, width: int = 8) -> None:
+        super().__init__()
+        self.enc = _block(c_in, width)
+        self.mid = nn.Sequential(nn.MaxPool2d(2), _block(width, 2 * width), nn.Dropout2d(0.1))
+        self.up = nn.ConvTranspose2d(2 * width, width, 2, stride=2)
+        self.dec = _block(2 * width, width)
+        self.head = nn.Conv2d(width, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.enc(x)
+        return self.head(self.dec(torch.cat([e, self.up(self.mid(e))], dim=1)))
+
+
+class TinySeg(TorchSubmission):
+    def build_model(self, task: TaskInfo) -> nn.Module:
+        return TinyUNet(task.channels, self.num_outputs(task))
+
+
+class TinyCNN(TorchSubmission):
+    def build_model(self, task: TaskInfo) -> nn.Module:
+        return nn.Sequential(
+            _block(task.channels, 16), nn.MaxPool2d(2), _block(16, 32),
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(32, self.num_outputs(task)),
+        )
+
+
+class _Interrupt(Exception):
+    pass
+
+
+# --- segmentation --------------------------------------------------------------------------------
+
+SEG_TRAIN = {"epochs": 6, "batch_size": 8, "lr": 3e-3}
+
+
+@pytest.fixture(scope="module")
+def seg_run(toy, tmp_path_factory):
+    """One 6-epoch fit of the tiny U-Net on toy-anatomy: its predictions, epochs, files."""
+    data = toy["toy-anatomy"]
+    workdir = tmp_path_factory.mktemp("seg-run")
+    events: list[dict] = []
+    sub = TinySeg()
+    task = _task("toy-anatomy")
+    ctx = _ctx(workdir, SEG_TRAIN, on_epoch=events.append)
+    started = time.perf_counter()
+    sub.fit(task, data["train"], data["val"], ctx)
+    fit_s = time.perf_counter() - started
+    pred = sub.predict(task, _unlabelled(data["test"]), ctx)
+    return {"pred": pred, "events": events, "workdir": workdir, "fit_s": fit_s, "sub": sub, "task": task}
+
+
+def test_segmentation_beats_the_dummy_on_test_dice(toy, seg_run):
+    truth = np.asarray(toy["toy-anatomy"]["test"].targets, bool)
+    pred = seg_run["pred"]
+    assert pred.shape == truth.shape and pred.dtype == np.float16
+    assert np.all((pred >= 0) & (pred <= 1))
+    dice = _numpy_dice(truth, pred >= 0.5)
+    dummy = _numpy_dice(truth, np.zeros_like(truth))
+    assert dummy == 0.0
+    assert dice > 0.5, f"tiny U-Net reached test Dice {dice:.3f} in {seg_run['fit_s']:.1f} s"
+
+
+def test_on_epoch_is_called_once_per_epoch_with_the_progress_keys(seg_run):
+    events = seg_run["events"]
+    assert [e["epoch"] for e in events] == list(range(1, SEG_TRAIN["epochs"] + 1))
+    for e in events:
+        assert EPOCH_KEYS <= set(e)
+        assert e["epochs"] == SEG_TRAIN["epochs"]
+        assert np.isfinite(e["loss"]) and e["images_per_s"] > 0 and e["seconds"] > 0
+        assert 0.0 <= e["val_metric"] <= 1.0
+    assert events[-1]["loss"] < events[0]["loss"]
+
+
+def test_checkpoint_and_best_weights_are_written_and_best_is_kept(seg_run):
+    workdir = seg_run["workdir"]
+    events = seg_run["events"]
+    checkpoint = torch.load(workdir / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == SEG_TRAIN["epochs"]
+    best_epoch = int(np.argmax([e["val_metric"] for e in events])) + 1
+    assert checkpoint["best_epoch"] == best_epoch
+    assert checkpoint["best"] == pytest.approx(max(e["val_metric"] for e in events))
+    assert {"model", "optimizer", "rng"} <= set(checkpoint)
+    best = torch.load(workdir / "best.pt", weights_only=True)
+    assert set(best) == set(checkpoint["model"])
+    # No temporary files are left behind by the atomic writes.
+    assert sorted(p.name for p in workdir.iterdir()) == ["best.pt", "checkpoint.pt"]
+
+
+def test_predict_in_a_new_instance_loads_best_pt(toy, seg_run):
+    task, workdir = seg_run["task"], seg_run["workdir"]
+    fresh = TinySeg()
+    pred = fresh.predict(task, _unlabelled(toy["toy-anatomy"]["test"]), _ctx(workdir, SEG_TRAIN))
+    assert np.array_equal(pred, seg_run["pred"])
+
+
+def test_predict_without_weights_is_a_clear_error(toy, tmp_path):
+    with pytest.raises(SubmissionError, match="best.pt does not exist"):
+        TinySeg().predict(_task("toy-anatomy"), _unlabelled(toy["toy-anatomy"]["test"]), _ctx(tmp_path, {}))
+
+
+DET_TRAIN = {"epochs": 2, "batch_size": 8}
+
+
+def _fit_predict(toy, workdir: Path, *, seed: int = 0, resume: bool = False, on_epoch=None) -> np.ndarray:
+    data = toy["toy-anatomy"]
+    task = _task("toy-anatomy")
+    ctx = _ctx(workdir, DET_TRAIN, seed=seed, resume=resume, on_epoch=on_epoch)
+    sub = TinySeg()
+    sub.fit(task, _subset(data["train"], 48), _subset(data["val"], 16), ctx)
+    return sub.predict(task, _unlabelled(_subset(data["test"], 16)), ctx)
+
+
+@pytest.fixture(scope="module")
+def reference_run(toy, tmp_path_factory) -> np.ndarray:
+    return _fit_predict(toy, tmp_path_factory.mktemp("reference"))
+
+
+def test_same_seed_on_cpu_gives_identical_predictions(toy, reference_run, tmp_path):
+    again = _fit_predict(toy, tmp_path / "again")
+    assert np.array_equal(again, reference_run)
+    other = _fit_predict(toy, tmp_path / "other-seed", seed=1)
+    assert not np.array_equal(other, reference_run)
+
+
+def test_a_resumed_run_ends_as_the_uninterrupted_one(toy, reference_run, tmp_path):
+    def interrupt(info: dict) -> None:
+        if info["epoch"] == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _fit_predict(toy, tmp_path, on_epoch=interrupt)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    seen: list[int] = []
+    resumed = _fit_predict(toy, tmp_path, resume=True, on_epoch=lambda info: seen.append(info["epoch"]))
+    assert seen == [2]  # epoch 1 was not trained again
+    assert np.array_equal(resumed, reference_run)
+
+
+def test_without_resume_an_old_checkpoint_is_ignored(toy, reference_run, tmp_path):
+    _fit_predict(toy, tmp_path, seed=1)
+    assert np.array_equal(_fit_predict(toy, tmp_path, resume=False), reference_run)
+
+
+# --- classification ------------------------------------------------------------------------------
+
+
+def test_classification_learns_toy_lesions(toy, tmp_path):
+    data = toy["toy-lesions"]
+    task = _task("toy-lesions")
+    events: list[dict] = []
+    ctx = _ctx(tmp_path, {"epochs": 5, "batch_size": 16, "lr": 3e-3}, on_epoch=events.append)
+    sub = TinyCNN()
+    started = time.perf_counter()
+    sub.fit(task, data["train"], data["val"], ctx)
+    pred = sub.predict(task, _unlabelled(data["test"]), ctx)
+    seconds = time.perf_counter() - started
+    assert pred.shape == (len(data["test"]),) and pred.dtype == np.float64
+    assert np.all((pred >= 0) & (pred <= 1))
+    auc = roc_auc_score(np.asarray(data["test"].targets), pred)
+    assert auc > 0.6, f"tiny CNN reached test AUC {auc:.3f} in {seconds:.1f} s ({events[-1]})"
+
+
+def test_multiclass_rows_are_float64_and_sum_to_one(toy, tmp_path):
+    data = toy["toy-lesions"]
+    # toy-lesions data under a 5-class task: only the output format is under test.
+    task = _task("retinamnist")
+    sub = TinyCNN()
+    ctx = _ctx(tmp_path, {"epochs": 1, "batch_size": 16, "val_every": 5})
+    sub.fit(task, _subset(data["train"], 32), _subset(data["val"], 0), ctx)
+    pred = sub.predict(task, _unlabelled(_subset(data["test"], 10)), ctx)
+    assert pred.shape == (10, 5) and pred.dtype == np.float64
+    np.testing.assert_allclose(pred.sum(axis=1), 1.0, atol=1e-12)
+
+
+# --- contract errors -----------------------------------------------------------------------------
+
+
+class WrongOutputs(TorchSubmission):
+    def build_model(self, task: TaskInfo) -> nn.Module:
+        return nn.Conv2d(task.channels, 1, 1)
+
+
+def test_a_model_with_the_wrong_output_shape_is_refused_before_training(toy, tmp_path):
+    data = toy["toy-anatomy"]
+    with pytest.raises(SubmissionError, match=r"must map .* to \(1, 3, 64, 64\) logits; got \(1, 1, 64, 64\)"):
+        WrongOutputs().fit(_task("toy-anatomy"), data["train"], data["val"], _ctx(tmp_path, {"epochs": 1}))
+
+
+@pytest.mark.parametrize(("key", "value"), [("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("num_workers", -2)])
+def test_bad_train_values_are_refused_with_the_value(toy, tmp_path, key, value):
+    data = toy["toy-anatomy"]
+    with pytest.raises(SubmissionError, match=rf"\[train\] {key} must be .*; got {value}"):
+        TinySeg().fit(_task("toy-anatomy"), data["train"], data["val"], _ctx(tmp_path, {key: value}))
+
+
+class FlatMetric(TinySeg):
+    def validation_metric(self, task, targets, predictions) -> float:
+        return 0.5  # never improves after epoch 1
+
+
+def test_patience_stops_early_and_max_minutes_bounds_the_run(toy, tmp_path):
+    data = toy["toy-anatomy"]
+    task = _task("toy-anatomy")
+    events: list[dict] = []
+    ctx = _ctx(tmp_path / "patience", {"epochs": 5, "patience": 2}, on_epoch=events.append)
+    FlatMetric().fit(task, _subset(data["train"], 16), _subset(data["val"], 8), ctx)
+    assert [e["epoch"] for e in events] == [1, 2, 3]
+    assert torch.load(tmp_path / "patience" / "checkpoint.pt", weights_only=True)["best_epoch"] == 1
+    events.clear()
+    ctx = _ctx(tmp_path / "budget", {"epochs": 50, "max_minutes": 1e-6}, on_epoch=events.append)
+    TinySeg().fit(task, _subset(data["train"], 16), _subset(data["val"], 8), ctx)
+    assert [e["epoch"] for e in events] == [1]
+    assert events[0]["val_metric"] is not None  # the last epoch is always validated
