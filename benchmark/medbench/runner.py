@@ -27,7 +27,8 @@ import pandas as pd
 
 from medbench import __version__
 from medbench.data.arrays import Ragged, save_array
-from medbench.data.files import remove_stale_temporaries, write_json_atomic
+from medbench.data.files import remove_stale_temporaries, sha256_bytes, write_bytes_atomic, write_json_atomic
+from medbench.gallery import worst_cases_png
 from medbench.data.prepare import PreparedTask, prepare
 from medbench.data.sources import medbench_home
 from medbench.errors import MedbenchError, PredictionError, SubmissionError
@@ -300,10 +301,19 @@ def compute(run: Run, options: RunOptions, on_event: Event | None = None) -> Out
         return _finish(target, run, base, "failed", reason, tail, timings, child_info, started)
     try:
         t0 = time.perf_counter()
-        report = _score(spec, prepared, test, output)
+        report, preds = _score(spec, prepared, test, output)
         timings["score_s"] = round(time.perf_counter() - t0, 3)
     except PredictionError as exc:
         return _finish(target, run, base, "failed", f"invalid predictions: {exc}", tail, timings, child_info, started)
+    if spec.kind in ("multilabel-segmentation", "instance-segmentation"):
+        png = worst_cases_png(
+            test.images, test.targets, preds, report.per_case[spec.primary_metric].to_numpy(), test.case_ids,
+            metric=spec.primary_metric, higher_is_better=spec.primary.higher_is_better,
+        )
+        if png is not None:
+            gallery = target.with_suffix(".worst.png")
+            write_bytes_atomic(gallery, png)
+            base["gallery"] = {"file": gallery.name, "sha256": sha256_bytes(png)}
     base.update(
         metrics={k: v.to_dict() for k, v in report.summary.items()},
         per_class={c: {k: v.to_dict() for k, v in m.items()} for c, m in report.per_class.items()},
@@ -325,7 +335,7 @@ def _score(spec: TaskSpec, prepared: PreparedTask, test, output: Path):
             raise PredictionError(f"on the validation split: {exc}") from None
         val_pair = (np.asarray(val.targets), val_preds)
     truth = list(test.targets) if isinstance(test.targets, Ragged) else np.asarray(test.targets)
-    return score(spec, preds, truth, test.cases, val=val_pair)
+    return score(spec, preds, truth, test.cases, val=val_pair), preds
 
 
 def _base_record(manifest, digest, spec, prepared, seed, device, options) -> dict[str, Any]:

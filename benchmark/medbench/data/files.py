@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _CHUNK = 1 << 20
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -51,6 +53,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; a published file is world-readable
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:

@@ -15,6 +15,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
+from medbench.data.files import sha256_bytes
 from medbench.leaderboard.board import Board
 
 DPI = 100
@@ -216,4 +217,19 @@ def figures_for(board: Board) -> dict[str, bytes]:
         out["cases"] = figure_cases(board)
     if board.intervals is not None:
         out["ranks"] = figure_ranks(board)
+    if (worst := leader_gallery(board)) is not None:
+        out["worst"] = worst
     return out
+
+
+def leader_gallery(board: Board) -> bytes | None:
+    """The leader's worst-cases PNG stored by the runner beside its record, if present and intact."""
+    leader = board.ranked[0]
+    gallery = leader.record.get("gallery")
+    if not gallery:
+        return None
+    path = leader.files[0].parent / gallery["file"]
+    if not path.is_file():
+        return None
+    png = path.read_bytes()
+    return png if sha256_bytes(png) == gallery["sha256"] else None

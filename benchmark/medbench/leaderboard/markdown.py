@@ -186,6 +186,7 @@ def _figure_title(path: Path) -> str:
         "reliability": "Reliability diagram",
         "cases": "Per-case scores",
         "ranks": "Rank stability",
+        "worst": "The leader's worst test cases",
     }.get(kind, kind)
 
 
