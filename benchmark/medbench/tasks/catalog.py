@@ -110,8 +110,13 @@ _add(TaskSpec(
         Metric("iou", True, "membrane Jaccard index", True),
     ),
     primary_metric="v_rand",
-    policies=(("segments", "predicted membrane probability < 0.5 = cell interior; 4-connected "
-               "components are the predicted segments"),),
+    policies=(
+        ("segments", "predicted membrane probability < 0.5 = cell interior; 4-connected "
+         "components are the predicted segments; truth segments likewise from the labels"),
+        ("v_rand / v_info", "foreground-restricted (true membrane pixels ignored), as the official "
+         "Fiji script; unlike the official scoring, predicted membranes are not thinned first, so "
+         "thick membranes score lower than they would on the challenge server"),
+    ),
     references=(
         Reference("Ronneberger et al. 2015 (U-Net)", "pixel_error", 0.0611,
                   "official ISBI 2012 test volume (hidden labels), not this split"),
