@@ -121,8 +121,9 @@ def tasks_command(
     if format != "table":
         raise MedbenchError(f"--format must be table or json; got {format!r}")
     table = Table(title="medbench tasks")
-    for column in ("name", "kind", "classes", "input", "primary metric", "data"):
-        table.add_column(column)
+    table.add_column("name", no_wrap=True)  # names are typed back in: never cut them
+    for column in ("kind", "classes", "input", "primary metric", "data"):
+        table.add_column(column, overflow="fold")
     colours = {"prepared": "green", "available": "cyan", "generated": "green", "absent": "yellow"}
     for r in rows:
         arrow = "↑" if r["higher_is_better"] else "↓"

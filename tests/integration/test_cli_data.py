@@ -47,11 +47,6 @@ def test_tasks_lists_every_task_in_a_wide_terminal(monkeypatch, no_data):
         assert name in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py: the `tasks` table folds the name column at 80 columns "
-    "('dsb2018-nu…', 'messidor2-…'), so names cannot be read or copied",
-)
 def test_tasks_lists_every_task_in_80_columns(monkeypatch, no_data):
     monkeypatch.setenv("COLUMNS", "80")
     result = invoke("tasks")
