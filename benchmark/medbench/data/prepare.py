@@ -7,6 +7,9 @@ Layout of ``$MEDBENCH_HOME/prepared/<task>-v<version>/``::
     <split>/targets.npy      (n,) int64 labels | (n, C, H, W) bool masks | ragged uint16 label maps
     <split>/cases.csv        case_id (+ group columns such as the source hospital)
 
+and ``$MEDBENCH_HOME/answers/<task>-v<version>/targets.npy``: the test labels, kept out of the
+prepared folder so that nothing a submission is handed (train/val memory maps) sits beside them.
+
 Preparation is atomic (written in a temporary folder, then renamed), so an interrupted prepare
 leaves no half cache. Resizing: images by area averaging (``cv2.INTER_AREA``) when shrinking and
 bilinear when enlarging; masks by area averaging then threshold at 0.5 (nearest when enlarging);
@@ -36,7 +39,7 @@ from medbench.tasks import TaskSpec, get_task
 from medbench.tasks.spec import SPLITS
 from medbench.tasks.splits import load_split
 
-PREP_VERSION = 1  # bump when this module changes what it writes
+PREP_VERSION = 2  # bump when this module changes what it writes
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,9 @@ class PreparedTask:
         folder = self.path / name
         cases = pd.read_csv(folder / "cases.csv", dtype=str, keep_default_na=False)
         images = load_array(folder, "images")
-        targets = load_array(folder, "targets") if with_targets else None
+        targets = None
+        if with_targets:
+            targets = load_array(answers_dir(self.spec) if name == "test" else folder, "targets")
         return SplitData(name, tuple(cases["case_id"]), images, targets, cases)
 
     @property
@@ -77,7 +82,7 @@ class PreparedTask:
     def verify(self) -> None:
         """Re-hash every array file; a changed file raises ChecksumError naming it."""
         for rel, expected in self.manifest["arrays"].items():
-            path = self.path / rel
+            path = (answers_dir(self.spec) / rel.split("/", 1)[1]) if rel.startswith(ANSWERS + "/") else self.path / rel
             if not path.is_file():
                 raise ChecksumError(f"prepared file {path} is missing; run `medbench data prepare {self.spec.name} --force`")
             found = sha256_file(path)
@@ -90,6 +95,14 @@ class PreparedTask:
 
 def prepared_dir(spec: TaskSpec) -> Path:
     return medbench_home() / "prepared" / f"{spec.name}-v{spec.version}"
+
+
+ANSWERS = "answers"
+
+
+def answers_dir(spec: TaskSpec) -> Path:
+    """Where the test labels live: outside the prepared folder a submission's child reads from."""
+    return medbench_home() / ANSWERS / f"{spec.name}-v{spec.version}"
 
 
 def load_prepared(spec: TaskSpec | str) -> PreparedTask | None:
@@ -214,7 +227,14 @@ def prepare(
     # Only this task's leftovers: other tasks may be being prepared by another process.
     remove_stale_temporaries(prepared_dir(spec).parent, prefix=f".{prepared_dir(spec).name}.")
     workers = workers or min(8, os.cpu_count() or 1)
-    with atomic_dir(prepared_dir(spec)) as tmp, ThreadPoolExecutor(workers) as pool:
+    remove_stale_temporaries(answers_dir(spec).parent, prefix=f".{answers_dir(spec).name}.")
+    # The answers folder is renamed into place first; the prepared folder (with its manifest,
+    # which says the cache is ready) last, so a crash in between leaves no usable half cache.
+    with (
+        atomic_dir(prepared_dir(spec)) as tmp,
+        atomic_dir(answers_dir(spec)) as answers_tmp,
+        ThreadPoolExecutor(workers) as pool,
+    ):
         array_hashes: dict[str, str] = {}
         counts: dict[str, int] = {}
         for name in SPLITS:
@@ -240,9 +260,13 @@ def prepare(
                 else np.zeros((0, *spec.input.size, spec.input.channels), np.uint8)
             )
             written = save_array(folder, "images", image_array)
-            written += save_array(folder, "targets", _stack(spec, targets))
             for path in [folder / "cases.csv", *written]:
                 array_hashes[path.relative_to(tmp).as_posix()] = sha256_file(path)
+            # Test labels go to the answers folder: the prepared folder never holds them.
+            target_folder = answers_tmp if name == "test" else folder
+            for path in save_array(target_folder, "targets", _stack(spec, targets)):
+                rel = f"{ANSWERS}/{path.name}" if name == "test" else path.relative_to(tmp).as_posix()
+                array_hashes[rel] = sha256_file(path)
             counts[name] = len(ids)
         raw = dict(sorted(loc.read.items()))
         manifest = {

@@ -10,6 +10,7 @@ import pytest
 
 from medbench.data.datasets.toy import toy_anatomy_case, toy_lesions_case
 from medbench.data.prepare import (
+    answers_dir,
     load_prepared,
     prepare,
     prepared_dir,
@@ -52,11 +53,12 @@ def test_manifest_records_what_was_made(fresh_home):
     assert manifest["task"] == "toy-anatomy" and manifest["task_version"] == spec.version
     assert manifest["split_sha256"] == spec.split_sha256
     assert manifest["source"]["layout"] == "generated"
+    # Test labels live in the answers folder, never beside what a submission is handed.
     assert set(manifest["arrays"]) == {
-        f"{s}/{f}"
-        for s in ("train", "val", "test")
-        for f in ("cases.csv", "images.npy", "targets.npy")
-    }
+        f"{s}/{f}" for s in ("train", "val", "test") for f in ("cases.csv", "images.npy")
+    } | {"train/targets.npy", "val/targets.npy", "answers/targets.npy"}
+    assert not (prepared.path / "test" / "targets.npy").exists()
+    assert (answers_dir(spec) / "targets.npy").is_file()
     assert len(manifest["data_sha256"]) == 64
     prepared.verify()  # every array file matches its recorded hash
 
@@ -99,7 +101,7 @@ def test_an_unreadable_manifest_is_not_used(fresh_home):
 
 def test_verify_names_a_changed_array(fresh_home):
     prepared = prepare("toy-lesions")
-    path = prepared.path / "test" / "targets.npy"
+    path = answers_dir(prepared.spec) / "targets.npy"  # the hidden test labels
     path.write_bytes(path.read_bytes()[:-8] + b"\x01" * 8)
     with pytest.raises(ChecksumError, match=rf"prepared file {path} changed after preparation"):
         prepared.verify()

@@ -6,6 +6,7 @@ it is deterministic, a resumed run equals an uninterrupted one, it keeps its che
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -115,11 +116,19 @@ class TinySeg(TorchSubmission):
         return TinyUNet(task.channels, self.num_outputs(task))
 
 
+class StatisticsPool(nn.Module):
+    """``(N, C, H, W)`` -> ``(N, 2C)``: spatial mean and standard deviation of each channel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
+
+
 class TinyCNN(TorchSubmission):
+    # toy-lesions' blob is faint: what separates the classes best is image-wide texture energy,
+    # so one conv block with mean/std pooling (standardised by BatchNorm) learns it in seconds.
     def build_model(self, task: TaskInfo) -> nn.Module:
         return nn.Sequential(
-            _block(task.channels, 16), nn.MaxPool2d(2), _block(16, 32),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(32, self.num_outputs(task)),
+            _block(task.channels, 8), StatisticsPool(), nn.BatchNorm1d(16), nn.Linear(16, self.num_outputs(task)),
         )
 
 
@@ -247,7 +256,7 @@ def test_classification_learns_toy_lesions(toy, tmp_path):
     data = toy["toy-lesions"]
     task = _task("toy-lesions")
     events: list[dict] = []
-    ctx = _ctx(tmp_path, {"epochs": 5, "batch_size": 16, "lr": 3e-3}, on_epoch=events.append)
+    ctx = _ctx(tmp_path, {"epochs": 8, "batch_size": 32, "lr": 3e-2}, on_epoch=events.append)
     sub = TinyCNN()
     started = time.perf_counter()
     sub.fit(task, data["train"], data["val"], ctx)
@@ -261,8 +270,8 @@ def test_classification_learns_toy_lesions(toy, tmp_path):
 
 def test_multiclass_rows_are_float64_and_sum_to_one(toy, tmp_path):
     data = toy["toy-lesions"]
-    # toy-lesions data under a 5-class task: only the output format is under test.
-    task = _task("retinamnist")
+    # toy-lesions images under a 5-class task: only the output format is under test.
+    task = dataclasses.replace(_task("retinamnist"), channels=1)
     sub = TinyCNN()
     ctx = _ctx(tmp_path, {"epochs": 1, "batch_size": 16, "val_every": 5})
     sub.fit(task, _subset(data["train"], 32), _subset(data["val"], 0), ctx)
