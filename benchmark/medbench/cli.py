@@ -404,5 +404,34 @@ def leaderboard_command(
         console.print(f"wrote {f}")
 
 
+# --- reproduce -----------------------------------------------------------------------------------
+
+
+@app.command("reproduce")
+@reports_errors
+def reproduce_command(
+    record: Annotated[Path, typer.Argument(help="A result record (JSON).")],
+    submission: Annotated[Path | None, typer.Option("--submission", help="Submission folder (default: the record's path).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="Device (default: the record's).")] = None,
+) -> None:
+    """Re-run exactly a record's submission content, task version and seed; compare every metric."""
+    from medbench.reproduce import reproduce
+
+    _, rows, tolerance = reproduce(record, submission=submission, device=device)
+    table = Table(title=f"reproduction of {record} (tolerance {tolerance:g})")
+    for column in ("metric", "recorded", "reproduced", "difference", ""):
+        table.add_column(column, justify="right" if column in ("recorded", "reproduced", "difference") else "left")
+
+    def fmt(v):
+        return "undefined" if v is None else f"{v:.6f}"
+
+    for r in rows:
+        table.add_row(r.metric, fmt(r.recorded), fmt(r.reproduced), fmt(r.difference),
+                      "[green]same[/]" if r.within else "[bold red]differs[/]")
+    console.print(table)
+    if not all(r.within for r in rows):
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

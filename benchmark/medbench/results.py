@@ -44,7 +44,10 @@ def seal(record: dict[str, Any]) -> dict[str, Any]:
 def write_record(path: str | Path, record: dict[str, Any]) -> dict[str, Any]:
     """Seal and write ``record`` atomically (a crash leaves the old file or the new one)."""
     sealed = seal(record)
-    write_json_atomic(path, sealed)
+    try:
+        write_json_atomic(path, sealed)
+    except OSError as exc:  # a full disk, a read-only folder: say so; nothing half-written stays
+        raise RecordError(f"cannot write result record {path}: {exc.strerror or exc}") from None
     return sealed
 
 

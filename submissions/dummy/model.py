@@ -24,13 +24,21 @@ class Dummy(Submission):
         if task.kind in ("binary", "multiclass"):
             labels = np.asarray(train.targets, np.int64).reshape(-1)
             counts = np.bincount(labels, minlength=task.n_classes).astype(np.float64)
-            self.priors = counts / counts.sum() if counts.sum() else np.full(task.n_classes, 1 / task.n_classes)
+            self.priors = (
+                counts / counts.sum()
+                if counts.sum()
+                else np.full(task.n_classes, 1 / task.n_classes)
+            )
 
-    def predict(self, task: TaskInfo, test: Dataset, ctx: RunContext) -> np.ndarray | list[np.ndarray]:
+    def predict(
+        self, task: TaskInfo, test: Dataset, ctx: RunContext
+    ) -> np.ndarray | list[np.ndarray]:
         n = len(test)
         if task.kind in ("binary", "multiclass"):
             if self.priors is None:
-                raise SubmissionError(f"dummy: predict on {task.name!r} before fit (no class priors)")
+                raise SubmissionError(
+                    f"dummy: predict on {task.name!r} before fit (no class priors)"
+                )
             if task.kind == "binary":
                 return np.full(n, self.priors[1], np.float64)
             return np.tile(self.priors, (n, 1))

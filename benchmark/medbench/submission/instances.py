@@ -69,7 +69,11 @@ def instances_from_probabilities(
         small = sizes < min_seed_size
         small[0] = False
         seeds[small[seeds]] = 0
-    labels = watershed(boundary, markers=seeds, mask=mask) if seeds.any() else np.zeros(mask.shape, np.int64)
+    labels = (
+        watershed(boundary, markers=seeds, mask=mask)
+        if seeds.any()
+        else np.zeros(mask.shape, np.int64)
+    )
     unclaimed = mask & (labels == 0)
     if unclaimed.any():
         extra, _ = ndimage.label(unclaimed)

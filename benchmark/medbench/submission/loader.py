@@ -75,7 +75,9 @@ def _check_train(table: dict[str, Any], where: str, tasks: tuple[str, ...], path
             continue
         expected = TRAIN_TYPES.get(key)
         # bool is an int in Python; `epochs = true` must still be refused.
-        if expected and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
+        if expected and (
+            not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)
+        ):
             raise SubmissionError(
                 f"{path}: [{where}] {key} must be {_type_name(expected)}; got {value!r} "
                 f"({type(value).__name__})"
@@ -104,7 +106,9 @@ def read_manifest(folder: str | Path) -> Manifest:
         raise SubmissionError(f"{path}: [submission] lacks required key(s) {missing}")
     for key in ("name", "entry", "summary"):
         if key in section and not isinstance(section[key], str):
-            raise SubmissionError(f"{path}: [submission] {key} must be a string; got {section[key]!r}")
+            raise SubmissionError(
+                f"{path}: [submission] {key} must be a string; got {section[key]!r}"
+            )
     name = section["name"]
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise SubmissionError(f"{path}: name {name!r} may hold only letters, digits, '-', '_', '.'")
@@ -113,7 +117,9 @@ def read_manifest(folder: str | Path) -> Manifest:
         raise SubmissionError(f"{path}: entry must look like 'module:attribute'; got {entry!r}")
     tasks = section["tasks"]
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
-        raise SubmissionError(f"{path}: tasks must be a non-empty list of task names; got {tasks!r}")
+        raise SubmissionError(
+            f"{path}: tasks must be a non-empty list of task names; got {tasks!r}"
+        )
     for task in tasks:
         if task not in TASKS:
             raise SubmissionError(f"{path}: {UnknownNameError(TASKS.unknown_message(task))}")
@@ -123,7 +129,9 @@ def read_manifest(folder: str | Path) -> Manifest:
     _check_train(train, "train", tuple(tasks), path)
     unknown = sorted(set(data) - {"submission", "train"})
     if unknown:
-        raise SubmissionError(f"{path}: unknown top-level table(s) {unknown}; allowed: [submission], [train]")
+        raise SubmissionError(
+            f"{path}: unknown top-level table(s) {unknown}; allowed: [submission], [train]"
+        )
     return Manifest(name, section.get("summary", ""), entry, tuple(tasks), train, folder.resolve())
 
 
@@ -146,7 +154,9 @@ def _package_for(folder: Path, name: str) -> str:
     safe = "".join(c if c.isalnum() else "_" for c in name)
     package = f"{_PACKAGE}.{safe}_{digest}"
     if _PACKAGE not in sys.modules:
-        root = importlib.util.module_from_spec(importlib.machinery.ModuleSpec(_PACKAGE, None, is_package=True))
+        root = importlib.util.module_from_spec(
+            importlib.machinery.ModuleSpec(_PACKAGE, None, is_package=True)
+        )
         root.__path__ = []  # type: ignore[attr-defined]
         sys.modules[_PACKAGE] = root
     if package not in sys.modules:
@@ -162,9 +172,10 @@ def load_entry(manifest: Manifest) -> Submission:
     """Import the entry point and return a Submission instance."""
     module_name, attribute = manifest.entry.split(":")
     package = _package_for(manifest.path, manifest.name)
-    if not (manifest.path / f"{module_name.replace('.', '/')}.py").is_file() and not (
-        manifest.path / module_name.replace(".", "/") / "__init__.py"
-    ).is_file():
+    if (
+        not (manifest.path / f"{module_name.replace('.', '/')}.py").is_file()
+        and not (manifest.path / module_name.replace(".", "/") / "__init__.py").is_file()
+    ):
         raise SubmissionError(
             f"{manifest.path / MANIFEST}: entry module {module_name!r} not found "
             f"(expected {module_name.replace('.', '/')}.py in {manifest.path})"
@@ -187,7 +198,9 @@ def load_entry(manifest: Manifest) -> Submission:
     try:
         obj = target() if callable(target) else target
     except Exception as exc:
-        raise SubmissionError(f"creating the submission {manifest.entry!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise SubmissionError(
+            f"creating the submission {manifest.entry!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(obj, Submission):
         raise SubmissionError(
             f"entry {manifest.entry!r} must be a medbench.Submission subclass or a factory "

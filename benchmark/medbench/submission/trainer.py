@@ -70,8 +70,13 @@ class TrainConfig:
         return config
 
     def check(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "val_every": self.val_every,
-                    "image_size": self.image_size, "patience": self.patience}
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "val_every": self.val_every,
+            "image_size": self.image_size,
+            "patience": self.patience,
+        }
         for name, value in positive.items():
             if value is not None and value < 1:
                 raise SubmissionError(f"[train] {name} must be at least 1; got {value}")
@@ -81,7 +86,9 @@ class TrainConfig:
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise SubmissionError(f"[train] {name} must be a positive number; got {value}")
         if self.weight_decay < 0:
-            raise SubmissionError(f"[train] weight_decay must be 0 or more; got {self.weight_decay}")
+            raise SubmissionError(
+                f"[train] weight_decay must be 0 or more; got {self.weight_decay}"
+            )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,10 +102,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Host batch -> normalised float on ``device`` (channels_last on CUDA)."""
+def to_input(
+    images: torch.Tensor, device: torch.device, channels_last: bool = True
+) -> torch.Tensor:
+    """Host batch -> normalised float on ``device``, channels_last for 4-D batches if asked."""
     images = normalise(images.to(device, non_blocking=True))
-    if device.type == "cuda":
+    if channels_last and images.ndim == 4:
         images = images.contiguous(memory_format=torch.channels_last)
     return images
 
@@ -110,16 +119,19 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     amp: bool,
+    *,
+    channels_last: bool = True,
 ) -> tuple[float, int]:
     """One pass over ``loader``; returns (mean loss per image, images seen).
 
-    ``amp``: bf16 autocast (CUDA); the loss itself is computed in float32.
+    ``amp``: bf16 autocast (CUDA); the loss itself is computed in float32. ``channels_last``
+    should match the model's memory format.
     """
     model.train()
     total = torch.zeros((), device=device)
     seen = 0
     for images, targets in loader:
-        images = to_input(images, device)
+        images = to_input(images, device, channels_last)
         targets = targets.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(images)
@@ -134,7 +146,13 @@ def train_one_epoch(
 
 @torch.no_grad()
 def infer(
-    model: nn.Module, loader: Any, device: torch.device, amp: bool, activation: str
+    model: nn.Module,
+    loader: Any,
+    device: torch.device,
+    amp: bool,
+    activation: str,
+    *,
+    channels_last: bool = True,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (probabilities as float32 numpy, original ``(H, W)`` sizes) batch by batch.
 
@@ -142,7 +160,7 @@ def infer(
     """
     model.eval()
     for images, sizes in loader:
-        images = to_input(images, device)
+        images = to_input(images, device, channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(images)
         logits = logits.float()
@@ -165,7 +183,10 @@ def deterministic(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
@@ -178,7 +199,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": (kind, torch.from_numpy(np.asarray(keys, np.int64)), int(pos), int(has_gauss), float(gauss)),
+        "numpy": (
+            kind,
+            torch.from_numpy(np.asarray(keys, np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(gauss),
+        ),
         "python": random.getstate(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():

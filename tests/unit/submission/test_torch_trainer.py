@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import pytest
 import torch
@@ -78,8 +79,14 @@ def _task(name: str) -> TaskInfo:
 
 
 def _ctx(workdir: Path, train: dict, **kw) -> RunContext:
-    return RunContext(device="cpu", seed=kw.pop("seed", 0), workdir=workdir,
-                      logger=logging.getLogger("test.torch"), train=train, **kw)
+    return RunContext(
+        device="cpu",
+        seed=kw.pop("seed", 0),
+        workdir=workdir,
+        logger=logging.getLogger("test.torch"),
+        train=train,
+        **kw,
+    )
 
 
 def _unlabelled(data: Dataset) -> Dataset:
@@ -116,6 +123,11 @@ class TinySeg(TorchSubmission):
         return TinyUNet(task.channels, self.num_outputs(task))
 
 
+class TinySegAugmented(TinySeg):
+    def train_transforms(self, task: TaskInfo):
+        return A.Compose([A.HorizontalFlip(), A.Affine(rotate=(-15, 15), p=0.5)])
+
+
 class StatisticsPool(nn.Module):
     """``(N, C, H, W)`` -> ``(N, 2C)``: spatial mean and standard deviation of each channel."""
 
@@ -128,7 +140,10 @@ class TinyCNN(TorchSubmission):
     # so one conv block with mean/std pooling (standardised by BatchNorm) learns it in seconds.
     def build_model(self, task: TaskInfo) -> nn.Module:
         return nn.Sequential(
-            _block(task.channels, 8), StatisticsPool(), nn.BatchNorm1d(16), nn.Linear(16, self.num_outputs(task)),
+            _block(task.channels, 8),
+            StatisticsPool(),
+            nn.BatchNorm1d(16),
+            nn.Linear(16, self.num_outputs(task)),
         )
 
 
@@ -154,7 +169,14 @@ def seg_run(toy, tmp_path_factory):
     sub.fit(task, data["train"], data["val"], ctx)
     fit_s = time.perf_counter() - started
     pred = sub.predict(task, _unlabelled(data["test"]), ctx)
-    return {"pred": pred, "events": events, "workdir": workdir, "fit_s": fit_s, "sub": sub, "task": task}
+    return {
+        "pred": pred,
+        "events": events,
+        "workdir": workdir,
+        "fit_s": fit_s,
+        "sub": sub,
+        "task": task,
+    }
 
 
 def test_segmentation_beats_the_dummy_on_test_dice(toy, seg_run):
@@ -203,17 +225,21 @@ def test_predict_in_a_new_instance_loads_best_pt(toy, seg_run):
 
 def test_predict_without_weights_is_a_clear_error(toy, tmp_path):
     with pytest.raises(SubmissionError, match="best.pt does not exist"):
-        TinySeg().predict(_task("toy-anatomy"), _unlabelled(toy["toy-anatomy"]["test"]), _ctx(tmp_path, {}))
+        TinySeg().predict(
+            _task("toy-anatomy"), _unlabelled(toy["toy-anatomy"]["test"]), _ctx(tmp_path, {})
+        )
 
 
 DET_TRAIN = {"epochs": 2, "batch_size": 8}
 
 
-def _fit_predict(toy, workdir: Path, *, seed: int = 0, resume: bool = False, on_epoch=None) -> np.ndarray:
+def _fit_predict(
+    toy, workdir: Path, *, seed: int = 0, resume: bool = False, on_epoch=None
+) -> np.ndarray:
     data = toy["toy-anatomy"]
     task = _task("toy-anatomy")
     ctx = _ctx(workdir, DET_TRAIN, seed=seed, resume=resume, on_epoch=on_epoch)
-    sub = TinySeg()
+    sub = TinySegAugmented()
     sub.fit(task, _subset(data["train"], 48), _subset(data["val"], 16), ctx)
     return sub.predict(task, _unlabelled(_subset(data["test"], 16)), ctx)
 
@@ -239,13 +265,27 @@ def test_a_resumed_run_ends_as_the_uninterrupted_one(toy, reference_run, tmp_pat
         _fit_predict(toy, tmp_path, on_epoch=interrupt)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
     seen: list[int] = []
-    resumed = _fit_predict(toy, tmp_path, resume=True, on_epoch=lambda info: seen.append(info["epoch"]))
+    resumed = _fit_predict(
+        toy, tmp_path, resume=True, on_epoch=lambda info: seen.append(info["epoch"])
+    )
     assert seen == [2]  # epoch 1 was not trained again
     assert np.array_equal(resumed, reference_run)
 
 
+def test_dataloader_workers_do_not_change_the_result(toy, reference_run, tmp_path):
+    # Crops, augmentation and order depend on (seed, epoch, case) only, not on the worker.
+    data = toy["toy-anatomy"]
+    task = _task("toy-anatomy")
+    ctx = _ctx(tmp_path, {**DET_TRAIN, "num_workers": 2})
+    sub = TinySegAugmented()
+    sub.fit(task, _subset(data["train"], 48), _subset(data["val"], 16), ctx)
+    pred = sub.predict(task, _unlabelled(_subset(data["test"], 16)), ctx)
+    assert np.array_equal(pred, reference_run)
+
+
 def test_without_resume_an_old_checkpoint_is_ignored(toy, reference_run, tmp_path):
     _fit_predict(toy, tmp_path, seed=1)
+    assert (tmp_path / "checkpoint.pt").is_file()
     assert np.array_equal(_fit_predict(toy, tmp_path, resume=False), reference_run)
 
 
@@ -290,15 +330,23 @@ class WrongOutputs(TorchSubmission):
 
 def test_a_model_with_the_wrong_output_shape_is_refused_before_training(toy, tmp_path):
     data = toy["toy-anatomy"]
-    with pytest.raises(SubmissionError, match=r"must map .* to \(1, 3, 64, 64\) logits; got \(1, 1, 64, 64\)"):
-        WrongOutputs().fit(_task("toy-anatomy"), data["train"], data["val"], _ctx(tmp_path, {"epochs": 1}))
+    with pytest.raises(
+        SubmissionError, match=r"must map .* to \(1, 3, 64, 64\) logits; got \(1, 1, 64, 64\)"
+    ):
+        WrongOutputs().fit(
+            _task("toy-anatomy"), data["train"], data["val"], _ctx(tmp_path, {"epochs": 1})
+        )
 
 
-@pytest.mark.parametrize(("key", "value"), [("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("num_workers", -2)])
+@pytest.mark.parametrize(
+    ("key", "value"), [("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("num_workers", -2)]
+)
 def test_bad_train_values_are_refused_with_the_value(toy, tmp_path, key, value):
     data = toy["toy-anatomy"]
     with pytest.raises(SubmissionError, match=rf"\[train\] {key} must be .*; got {value}"):
-        TinySeg().fit(_task("toy-anatomy"), data["train"], data["val"], _ctx(tmp_path, {key: value}))
+        TinySeg().fit(
+            _task("toy-anatomy"), data["train"], data["val"], _ctx(tmp_path, {key: value})
+        )
 
 
 class FlatMetric(TinySeg):

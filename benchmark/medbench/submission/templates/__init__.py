@@ -28,7 +28,9 @@ def template_files(template: str) -> list[Path]:
         names = sorted(TEMPLATES)
         near = closest_names(template, names)
         hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-        raise UnknownNameError(f"unknown submission template {template!r}{hint} (known: {', '.join(names)})")
+        raise UnknownNameError(
+            f"unknown submission template {template!r}{hint} (known: {', '.join(names)})"
+        )
     root = HERE / template
     return sorted(
         p.relative_to(root)
@@ -45,7 +47,9 @@ def render_template(template: str, name: str, dest: Path) -> list[Path]:
     """
     files = template_files(template)
     if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise SubmissionError(f"submission name {name!r} may hold only letters, digits, '-', '_', '.'")
+        raise SubmissionError(
+            f"submission name {name!r} may hold only letters, digits, '-', '_', '.'"
+        )
     dest = Path(dest)
     if dest.exists():
         raise SubmissionError(f"{dest} already exists; choose another name or remove it first")

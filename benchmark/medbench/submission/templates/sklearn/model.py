@@ -34,7 +34,9 @@ class Model(Submission):
 
     def fit(self, task: TaskInfo, train: Dataset, val: Dataset, ctx: RunContext) -> None:
         if task.kind not in ("binary", "multiclass"):
-            raise SubmissionError(f"{task.name!r} is a {task.kind} task; this model classifies images")
+            raise SubmissionError(
+                f"{task.name!r} is a {task.kind} task; this model classifies images"
+            )
         self.size = int(ctx.option("image_size", 16))
         self.model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
         self.model.fit(features(train.images, self.size), np.asarray(train.targets))

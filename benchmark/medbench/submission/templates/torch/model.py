@@ -30,10 +30,13 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int, n_outputs: int, width: int = 32) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            conv_block(in_channels, width), nn.MaxPool2d(2),
-            conv_block(width, 2 * width), nn.MaxPool2d(2),
+            conv_block(in_channels, width),
+            nn.MaxPool2d(2),
+            conv_block(width, 2 * width),
+            nn.MaxPool2d(2),
             conv_block(2 * width, 4 * width),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(4 * width, n_outputs)
 
@@ -70,7 +73,9 @@ class Model(TorchSubmission):
 
     def build_model(self, task: TaskInfo) -> nn.Module:
         if task.kind in ("binary", "multiclass"):
-            return SmallCNN(task.channels, self.num_outputs(task), width=self.option("base_width", 32))
+            return SmallCNN(
+                task.channels, self.num_outputs(task), width=self.option("base_width", 32)
+            )
         return SmallUNet(task.channels, self.num_outputs(task), width=self.option("base_width", 16))
 
     # def train_transforms(self, task):
