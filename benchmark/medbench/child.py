@@ -56,6 +56,7 @@ def seed_everything(seed: int) -> None:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from medbench.data.files import atomic_path
+    from medbench.errors import MedbenchError
     from medbench.predictions import to_npz_dict
     from medbench.submission.api import Dataset, RunContext, TaskInfo
     from medbench.submission.loader import read_manifest, load_entry
@@ -95,9 +96,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     out = Path(job["output"])
     for name, ids, pred in (("test", test.case_ids, test_pred), ("val", val.case_ids, val_pred)):
         arrays = to_npz_dict(ids, pred)
-        with atomic_path(out / f"predictions-{name}.npz") as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        target = out / f"predictions-{name}.npz"
+        try:
+            with atomic_path(target) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, **arrays)
+        except OSError as exc:  # a full disk, a read-only folder: the harness's problem, said so
+            raise MedbenchError(f"cannot write the predictions file {target}: {exc.strerror or exc}") from None
     info = {"fit_s": fit_s, "predict_s": predict_s, "child_s": time.perf_counter() - started,
             "device": job["device"], "device_name": job["device"], "peak_gpu_memory_mb": None}
     torch = sys.modules.get("torch")

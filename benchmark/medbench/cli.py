@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from medbench import __version__
 from medbench.errors import MedbenchError
@@ -37,6 +38,17 @@ err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def one_line(message: object) -> str:
+    """``message`` on one line: a parser's trailing newline must not split an error line."""
+    return " ".join(str(message).splitlines()).strip()
+
+
+def styled(label: str, style: str, text: str) -> Text:
+    """``label`` in ``style``, then ``text`` as literal text: a path or a ``[train]`` in a message
+    is not rich markup (as markup it would vanish, or raise MarkupError)."""
+    return Text.assemble((label, style), text)
+
+
 def reports_errors(func: F) -> F:
     """Turn MedbenchError into a red line + exit 1, and anything unexpected into a bug report."""
 
@@ -47,7 +59,7 @@ def reports_errors(func: F) -> F:
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except MedbenchError as exc:
-            err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", soft_wrap=True)
+            err_console.print(styled("error:", "bold red", f" {type(exc).__name__}: {one_line(exc)}"), soft_wrap=True)
             raise typer.Exit(1) from None
         except Exception:
             err_console.print(traceback.format_exc(), markup=False, soft_wrap=True)
@@ -331,13 +343,13 @@ def run_command(
         if o.status == "ok":
             primary = o.record["primary_metric"]
             shown = _value_ci(o.record["metrics"].get(primary, {}))
-            console.print(f"[green]ok[/]      {name}: {primary} {shown} -> {o.path}")
+            console.print(styled("ok", "green", f"      {name}: {primary} {shown} -> {o.path}"), soft_wrap=True)
         elif o.status == "skipped":
-            console.print(f"[cyan]skipped[/] {name}: {o.message} ({o.path})")
+            console.print(styled("skipped", "cyan", f" {name}: {one_line(o.message)} ({o.path})"), soft_wrap=True)
         else:
             failed += 1
             where = f" -> {o.path}" if o.path else ""
-            err_console.print(f"[bold red]failed[/]  {name}: {o.message}{where}", soft_wrap=True)
+            err_console.print(styled("failed", "bold red", f"  {name}: {one_line(o.message)}{where}"), soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 

@@ -9,6 +9,7 @@ problem. Nothing is scored partially.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -45,12 +46,30 @@ def read_predictions(path: str | Path, spec: TaskSpec) -> dict[str, np.ndarray]:
     raise PredictionError(f"predictions file {path} must be .csv or .npz; got {suffix or 'no suffix'!r}")
 
 
+# What a damaged or hostile NPZ can raise on reading: zipfile's errors (a bad CRC, an unknown
+# compression method, an encrypted member), zlib's, numpy's header checks, and an array header
+# that declares more memory than there is.
+_NPZ_ERRORS = (
+    OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+    RuntimeError, MemoryError,
+)
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise PredictionError(f"cannot read {path} as NPZ: {exc}") from None
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array under an .npz name
+            raise PredictionError(
+                f"{path} holds a single array ({type(data).__name__}), not an NPZ of arrays keyed by case id"
+            )
+        with data:
+            names = list(data.files)
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:  # a zip may hold one name twice; reading would silently keep the last
+                raise PredictionError(f"{path}: case ids listed more than once: {_first(dupes)}")
+            return {key: data[key] for key in names}
+    except _NPZ_ERRORS as exc:
+        raise PredictionError(f"cannot read {path} as NPZ: {type(exc).__name__}: {exc}") from None
 
 
 def _read_csv(path: Path, spec: TaskSpec) -> dict[str, np.ndarray]:
@@ -205,6 +224,11 @@ def _instances(spec, ids, values, shapes):
             )
         if v.size and v.min() < 0:
             raise PredictionError(f"label map of case {c!r} has negative labels; 0 is background, objects > 0")
+        if v.size and v.dtype == np.uint64 and v.max() > np.iinfo(np.int64).max:
+            # Cast to int64 below, such labels would wrap round to negative numbers.
+            raise PredictionError(
+                f"label map of case {c!r} has labels above {np.iinfo(np.int64).max}; got {v.max()}"
+            )
         out.append(v.astype(np.int64))
     return out
 

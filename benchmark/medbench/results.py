@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench import __version__
-from medbench.data.files import sha256_bytes, write_json_atomic
+from medbench.data.files import locked, remove_stale_temporaries, sha256_bytes, write_json_atomic
 from medbench.errors import RecordError
 
 SCHEMA = "medbench.result/1"
@@ -44,8 +44,14 @@ def seal(record: dict[str, Any]) -> dict[str, Any]:
 def write_record(path: str | Path, record: dict[str, Any]) -> dict[str, Any]:
     """Seal and write ``record`` atomically (a crash leaves the old file or the new one)."""
     sealed = seal(record)
+    path = Path(path)
     try:
-        write_json_atomic(path, sealed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Under a lock on the folder, so that no other writer's temporary is in flight: sweep
+        # away what a writer killed before its rename left of this record.
+        with locked(path.parent):
+            remove_stale_temporaries(path.parent, prefix=f".{path.name}.")
+            write_json_atomic(path, sealed)
     except OSError as exc:  # a full disk, a read-only folder: say so; nothing half-written stays
         raise RecordError(f"cannot write result record {path}: {exc.strerror or exc}") from None
     return sealed

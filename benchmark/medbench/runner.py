@@ -27,7 +27,13 @@ import pandas as pd
 
 from medbench import __version__
 from medbench.data.arrays import Ragged, save_array
-from medbench.data.files import remove_stale_temporaries, sha256_bytes, write_bytes_atomic, write_json_atomic
+from medbench.data.files import (
+    locked,
+    remove_stale_temporaries,
+    sha256_bytes,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from medbench.gallery import worst_cases_png
 from medbench.data.prepare import PreparedTask, prepare
 from medbench.data.sources import medbench_home
@@ -256,13 +262,20 @@ def compute(run: Run, options: RunOptions, on_event: Event | None = None) -> Out
     if spec.name not in manifest.tasks:
         raise SubmissionError(f"submission {manifest.name!r} does not enter task {spec.name!r}")
     digest = content_hash(run.submission)
+    folder = run_folder(manifest, digest, spec, run.seed)
+    # Two processes running the same (submission, task, seed) share this folder and would delete
+    # each other's inputs and predictions mid-run: the second waits for the first.
+    with locked(folder.with_name(f"{folder.name}.lock")):
+        return _compute(run, options, on_event, started, manifest, spec, digest, folder)
+
+
+def _compute(run, options, on_event, started, manifest, spec, digest, folder) -> Outcome:
     t0 = time.perf_counter()
     prepared = prepare(spec)
     prepared.verify()
     prepare_s = time.perf_counter() - t0
     target = record_path(options.results_dir, spec.name, manifest.name, run.seed)
     device = options.device or default_device()
-    folder = run_folder(manifest, digest, spec, run.seed)
     if not options.resume and folder.exists():
         shutil.rmtree(folder)
     output = folder / "output"

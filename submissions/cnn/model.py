@@ -9,6 +9,7 @@ starts from timm's ImageNet weights when they can be fetched.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import albumentations as A
@@ -176,10 +177,10 @@ def _pretrained(name: str, kwargs: dict[str, Any]) -> nn.Module:
     try:
         return timm.create_model(name, pretrained=True, **kwargs)
     except Exception as exc:  # hub, network and cache errors come in many types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        reason = textwrap.shorten(str(exc), 240, placeholder=" ...")
         raise SubmissionError(
             f"pretrained = true: ImageNet weights for {name} could not be fetched through timm "
-            f"({type(exc).__name__}: {reason[:200]}). The reference results of this submission are "
+            f"({type(exc).__name__}: {reason}). The reference results of this submission are "
             "trained from scratch (pretrained = false); to fine-tune, run where huggingface.co is "
             "reachable or put the weights in the Hugging Face cache (HF_HOME) first."
         ) from exc

@@ -100,6 +100,28 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (a folder, or a lock file made if absent).
+
+    Other processes wanting the same lock wait. The kernel drops the lock when its holder dies,
+    even by SIGKILL, so a crash never leaves a lock behind that blocks the next run.
+    """
+    import fcntl
+
+    path = Path(path)
+    if path.is_dir():
+        fd = os.open(path, os.O_RDONLY)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def remove_stale_temporaries(folder: str | Path, *, prefix: str = ".") -> list[Path]:
     """Delete ``.*.tmp`` leftovers of interrupted atomic writes in ``folder``; return them.
 

@@ -32,7 +32,7 @@ import pandas as pd
 from medbench import __version__
 from medbench.data.arrays import Ragged, load_array, save_array
 from medbench.data.datasets import DATASETS, Located
-from medbench.data.files import atomic_dir, remove_stale_temporaries, sha256_bytes, sha256_file
+from medbench.data.files import atomic_dir, locked, remove_stale_temporaries, sha256_bytes, sha256_file
 from medbench.data.sources import Progress, absent_note, find_local, data_roots, locate, medbench_home
 from medbench.errors import ChecksumError, DataError, DataNotFoundError
 from medbench.tasks import TaskSpec, get_task
@@ -217,6 +217,15 @@ def prepare(
     spec = get_task(spec) if isinstance(spec, str) else spec
     if not force and (ready := load_prepared(spec)) is not None:
         return ready
+    # One preparer per task at a time: two `medbench run`s starting together would otherwise
+    # each sweep away the other's temporary folder as a stale leftover.
+    with locked(medbench_home() / "locks" / f"prepare-{prepared_dir(spec).name}.lock"):
+        if not force and (ready := load_prepared(spec)) is not None:
+            return ready  # prepared by another process while this one waited
+        return _prepare(spec, from_dir, allow_download, progress, workers)
+
+
+def _prepare(spec, from_dir, allow_download, progress, workers) -> PreparedTask:
     started = time.perf_counter()
     split = load_split(spec)
     loc = locate(spec.dataset, from_dir=from_dir, allow_download=allow_download)
@@ -286,6 +295,9 @@ def prepare(
             "seconds": round(time.perf_counter() - started, 3),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        # The answers folder is swapped before the prepared one: retire the old manifest first,
+        # so a crash between the two swaps cannot pair the old manifest with the new answers.
+        (prepared_dir(spec) / "manifest.json").unlink(missing_ok=True)
     ready = load_prepared(spec)
     assert ready is not None
     return ready

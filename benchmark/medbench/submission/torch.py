@@ -162,6 +162,8 @@ class TorchSubmission(Submission):
         workdir = Path(ctx.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         log = ctx.logger or logging.getLogger("medbench.submission")
+        if len(train) == 0:
+            raise SubmissionError(f"fit on {task.name!r} got an empty training set")
         T.seed_all(ctx.seed)
         self._model = None
         with T.deterministic(not cuda):
@@ -185,8 +187,8 @@ class TorchSubmission(Submission):
             model = self._new_model(task, device)
             model.load_state_dict(T.load(best))
             self._model = model
-        loader = self.inference_loader(task, test, device)
-        return self.collect(task, model, loader, device)
+        loader = self._inference_loader(task, test, device)
+        return self._collect(task, model, loader, device)
 
     # --- internals shared by fit and predict -----------------------------------------------------
 
@@ -207,7 +209,7 @@ class TorchSubmission(Submission):
         n = self.config.num_workers
         return default_workers(device) if n is None else n
 
-    def inference_loader(self, task: TaskInfo, data: Dataset, device: torch.device) -> Any:
+    def _inference_loader(self, task: TaskInfo, data: Dataset, device: torch.device) -> Any:
         native = task.input_size is None
         divisor = self.size_divisor if task.kind in SEGMENTATION else 1
         return make_loader(
@@ -217,7 +219,7 @@ class TorchSubmission(Submission):
             num_workers=self._workers(device),
         )
 
-    def collect(
+    def _collect(
         self, task: TaskInfo, model: nn.Module, loader: Any, device: torch.device
     ) -> Prediction:
         """Run ``model`` over ``loader`` and return predictions in the contract's shapes."""
@@ -239,12 +241,12 @@ class TorchSubmission(Submission):
             return rows / rows.sum(axis=1, keepdims=True)
         return np.stack(out) if out else np.zeros((0, task.n_classes, 0, 0), np.float16)
 
-    def check_outputs(
+    def _check_outputs(
         self, task: TaskInfo, model: nn.Module, data: Dataset, device: torch.device
     ) -> None:
         """One forward pass on one training image: the model's output shape must fit the task."""
-        loader = self.inference_loader(task, Dataset(data.images[:1], data.case_ids[:1]), device)
-        images, _ = next(iter(loader))
+        divisor = self.size_divisor if task.kind in SEGMENTATION else 1
+        images = ImageSet(data, divisor=divisor)[0][0][None]
         model.eval()
         with torch.no_grad():
             out = model(T.to_input(images, device, self.channels_last))
@@ -298,7 +300,7 @@ class _Run:
             drop_last=len(train) > self.config.batch_size,
             seed=ctx.seed,
         )
-        self.val_loader = sub.inference_loader(task, val, device) if len(val) else None
+        self.val_loader = sub._inference_loader(task, val, device) if len(val) else None
         self.train = train
         self.epoch = 0  # last completed epoch
         self.best: float | None = None
@@ -331,7 +333,7 @@ class _Run:
             )
         else:
             (self.workdir / T.BEST).unlink(missing_ok=True)
-            self.sub.check_outputs(self.task, self.model, self.train, self.device)
+            self.sub._check_outputs(self.task, self.model, self.train, self.device)
 
     # -- the loop --
 
@@ -399,7 +401,7 @@ class _Run:
                 self.ctx.on_epoch(dict(info))
 
     def validate(self) -> float:
-        predictions = self.sub.collect(self.task, self.model, self.val_loader, self.device)
+        predictions = self.sub._collect(self.task, self.model, self.val_loader, self.device)
         return self.sub.validation_metric(self.task, self.val.targets, predictions)
 
     def keep_best(self, epoch: int, metric: float | None) -> bool:

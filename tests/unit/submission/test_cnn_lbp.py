@@ -136,6 +136,19 @@ def test_lbp_svm_separates_textures_whatever_their_brightness(tmp_path: Path) ->
     assert roc_auc_score(test.targets, proba) > 0.9
 
 
+def test_lbp_svm_finds_the_toy_lesions(toy_lesions: dict[str, Dataset], tmp_path: Path) -> None:
+    """The blob raises local contrast over a fine texture, which changes its local binary patterns."""
+    sub, _ = _load(LBP)
+    task = _task(LBP, "toy-lesions")
+    ctx = _ctx(tmp_path, task)
+    sub.fit(task, toy_lesions["train"], toy_lesions["val"], ctx)
+    test = toy_lesions["test"]
+    proba = sub.predict(task, Dataset(test.images, test.case_ids), ctx)
+    assert proba.shape == (len(test),) and np.all((proba >= 0) & (proba <= 1))
+    auc = roc_auc_score(test.targets, proba)
+    assert auc > 0.6, f"lbp-svm test AUC on toy-lesions: {auc:.3f}"
+
+
 def test_lbp_svm_gives_a_class_absent_from_train_probability_zero(tmp_path: Path) -> None:
     sub, _ = _load(LBP)
     rng = np.random.default_rng(2)

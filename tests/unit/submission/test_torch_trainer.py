@@ -48,7 +48,7 @@ def _fallback_validation_score(task, targets, predictions) -> float:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def validation_score(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def validation_score() -> Iterator[None]:
     """The lead's ``scoring.validation_score`` when it works, else a local stand-in."""
     from medbench import scoring
 
@@ -62,7 +62,7 @@ def validation_score(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Dataset]]]:
-    """Prepared toy-anatomy and toy-lesions splits as medbench Datasets (test targets kept apart)."""
+    """Prepared toy-anatomy and toy-lesions splits as labelled Datasets (the tests score test)."""
     home = tmp_path_factory.mktemp("medbench-home-torch")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDBENCH_HOME", str(home))

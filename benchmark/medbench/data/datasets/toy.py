@@ -60,13 +60,13 @@ def toy_lesions_case(index: int) -> tuple[np.ndarray, int]:
     """One toy-lesions case: ``(64, 64, 1)`` uint8 image and its label (1 = blob present)."""
     rng = _rng("toy-lesions", index)
     label = int(index % 2 == 1)
-    image = _texture(rng, 2.0)
+    image = _texture(rng, 1.0)
     if label:
         yy, xx = np.mgrid[0:SIZE, 0:SIZE]
         cy, cx = rng.uniform(12, SIZE - 12, size=2)
         sigma = rng.uniform(3, 6)
-        # Faint on purpose: about one texture standard deviation, so AUC is well below 1.
-        image = image + rng.uniform(0.8, 1.6) * np.exp(
+        # Faint on purpose: under two texture standard deviations at its peak, so AUC stays below 1.
+        image = image + rng.uniform(1.5, 2.5) * np.exp(
             -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2)
         )
     image = np.clip(128 + 35 * image, 0, 255).astype(np.uint8)
