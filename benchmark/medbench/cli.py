@@ -277,6 +277,28 @@ def score_command(
         console.print("[dim]operating points not reported: give --val-predictions to choose them on val[/]")
 
 
+def parse_overrides(items: list[str], epochs: int | None) -> dict:
+    """``["base_width=16", "backbone=resnet50"]`` -> a checked ``[train]`` override table."""
+    import tomllib
+
+    from medbench.submission.loader import check_train_table
+
+    table: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise MedbenchError(f"--set takes KEY=VALUE; got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word: a string
+        table[key.strip()] = value
+    if epochs is not None:
+        table["epochs"] = epochs
+    check_train_table(table, "--set")
+    return table
+
+
 def _value_ci(m: dict) -> str:
     """``0.9312 [0.9101, 0.9480]`` from a record's metric entry (undefined values said so)."""
     value = m.get("value")
@@ -302,6 +324,10 @@ def run_command(
     force: Annotated[bool, typer.Option("--force", help="Run even if an identical run is recorded.")] = False,
     results_dir: Annotated[Path, typer.Option("--results-dir", help="Where records go.")] = Path("leaderboards/results"),
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override [train] epochs (quick runs).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a [train] value for these runs, KEY=VALUE (TOML value; repeat)."),
+    ] = None,
     memory_limit: Annotated[int | None, typer.Option("--memory-limit", help="Address-space limit of the child, MiB.")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local, process or ray.")] = "local",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel runs (process/ray).")] = 1,
@@ -315,7 +341,7 @@ def run_command(
     runs = plan(paths, task or (), seed or [0])
     options = RunOptions(
         device=device, timeout=timeout, resume=resume, force=force, results_dir=results_dir,
-        memory_limit_mb=memory_limit, train_overrides={"epochs": epochs} if epochs else {},
+        memory_limit_mb=memory_limit, train_overrides=parse_overrides(set_ or [], epochs),
     )
     console.print(f"{len(runs)} run(s): " + ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs))
     with progress_bar(quiet) as bar:
