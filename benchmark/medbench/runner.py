@@ -107,7 +107,10 @@ def run_folder(manifest: Manifest, digest: str, spec: TaskSpec, seed: int) -> Pa
     return medbench_home() / "runs" / spec.name / f"{manifest.name}-{digest[:12]}" / f"seed{seed}"
 
 
-def _same_run(record: dict[str, Any], digest: str, spec: TaskSpec, data_sha: str, seed: int) -> bool:
+def _same_run(record: dict[str, Any], digest: str, spec: TaskSpec, data_sha: str, seed: int,
+              train: dict[str, Any], device: str) -> bool:
+    """Whether ``record`` is this run: same content, task version, data, seed, medbench version,
+    and also the same effective ``[train]`` table (``--set`` overrides) and kind of device."""
     return (
         record.get("status") == "ok"
         and record["submission"].get("content_sha256") == digest
@@ -115,6 +118,8 @@ def _same_run(record: dict[str, Any], digest: str, spec: TaskSpec, data_sha: str
         and record["task"].get("data_sha256") == data_sha
         and record.get("seed") == seed
         and record.get("environment", {}).get("medbench") == __version__
+        and record.get("train") == json_safe(train)
+        and str(record.get("device", "")).split(":")[0] == device.split(":")[0]
     )
 
 
@@ -233,7 +238,9 @@ def already_done(run: Run, options: RunOptions) -> Outcome | None:
     except MedbenchError:
         return None
     prepared = prepare(spec)
-    if _same_run(old, content_hash(run.submission), spec, prepared.data_sha256, run.seed):
+    train = {**manifest.train_for(spec.name), **options.train_overrides}
+    device = options.device or default_device()
+    if _same_run(old, content_hash(run.submission), spec, prepared.data_sha256, run.seed, train, device):
         return Outcome(run, "skipped", old, target, "already done with the same content, task, data and seed")
     return None
 
