@@ -225,7 +225,7 @@ def test_sigkill_between_the_answers_and_the_prepared_swap_pairs_nothing_stale(
 
 
 def test_sigkill_during_fit_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    args = ["--task", "toy-anatomy", "--epochs", "3", "--device", "cpu", "--seed", "0"]
+    args = ["--task", "toy-anatomy", "--epochs", "2", "--device", "cpu", "--seed", "0"]
     # Uninterrupted, in its own home.
     monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home-a"))
     whole = run_cli(str(UNET), *args, "--results-dir", str(tmp_path / "a"))
@@ -356,7 +356,7 @@ def test_a_changed_cache_file_is_refused_before_use_and_force_repairs_it(fresh_h
     assert len(lines) == 1, result.stderr
     assert "ChecksumError" in lines[0] and str(bad) in lines[0] and "--force" in lines[0]
     assert "Traceback" not in result.output
-    assert not (fresh_home / "runs").exists()  # refused before a child saw the data
+    assert list(fresh_home.rglob("job.json")) == []  # refused before a child was started
     assert assert_every_record_reads(tmp_path) == []
 
     repaired = cli.invoke(app, ["data", "prepare", "--quiet", "--force", spec.name])
