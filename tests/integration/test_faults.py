@@ -225,6 +225,9 @@ def test_sigkill_between_the_answers_and_the_prepared_swap_pairs_nothing_stale(
 
 
 def test_sigkill_during_fit_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    # Both runs with one thread (results depend on the thread count; one keeps an epoch near a
+    # second on a shared 2-core CPU). The subprocess inherits it through os.environ.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     args = ["--task", "toy-anatomy", "--epochs", "2", "--device", "cpu", "--seed", "0"]
     # Uninterrupted, in its own home.
     monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home-a"))

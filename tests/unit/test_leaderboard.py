@@ -461,6 +461,9 @@ def test_page_starts_with_generated_line_and_header(rendered):
     assert spec.policies[1][1] in text
 
 
+LESIONS = get_task("toy-lesions")
+
+
 def test_lesions_ties_failed_and_superseded(rendered):
     _, out, _ = rendered
     text = (out / "toy-lesions.md").read_text(encoding="utf-8")
@@ -485,7 +488,7 @@ def test_lesions_ties_failed_and_superseded(rendered):
     assert failed[0]["Reason"] == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
     assert {r["Record"]: r["Why"] for r in excluded} == {
         "toy-lesions/cnn.seed1.json": "superseded by newer content of 'cnn'",
-        "toy-lesions/oldnet.seed0.json": "task version 2; current is 1",
+        "toy-lesions/oldnet.seed0.json": f"task version {LESIONS.version + 1}; current is {LESIONS.version}",
     }
     logreg = next(r for r in board if "[logreg]" in r["Submission"])
     assert logreg["p vs leader (Holm)"] == "<0.001"

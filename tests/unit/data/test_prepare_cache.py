@@ -111,9 +111,10 @@ def test_verify_names_a_changed_array(fresh_home):
 
 
 def test_prepare_clears_its_own_leftovers_but_not_another_tasks(fresh_home):
-    parent = prepared_dir(get_task("toy-lesions")).parent
-    mine = parent / ".toy-lesions-v1.crashed.tmp"
-    old = parent / ".toy-lesions-v1.old-99999"
+    spec = get_task("toy-lesions")
+    parent = prepared_dir(spec).parent
+    mine = parent / f".toy-lesions-v{spec.version}.crashed.tmp"
+    old = parent / f".toy-lesions-v{spec.version}.old-99999"
     # Another process may be preparing another task right now: its temporary folder must stay.
     theirs = parent / ".toy-anatomy-v1.inprogress.tmp"
     for folder in (mine, old, theirs):
