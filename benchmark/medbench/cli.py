@@ -332,6 +332,9 @@ def run_command(
     executor: Annotated[str, typer.Option("--executor", help="local, process or ray.")] = "local",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel runs (process/ray).")] = 1,
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address ('auto' joins one).")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="CPU threads per run (default: all cores; fixed for reproducibility).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI).")] = False,
 ) -> None:
     """Train and evaluate submissions on their tasks; write a result record per run."""
@@ -341,7 +344,7 @@ def run_command(
     runs = plan(paths, task or (), seed or [0])
     options = RunOptions(
         device=device, timeout=timeout, resume=resume, force=force, results_dir=results_dir,
-        memory_limit_mb=memory_limit, train_overrides=parse_overrides(set_ or [], epochs),
+        memory_limit_mb=memory_limit, train_overrides=parse_overrides(set_ or [], epochs), threads=threads,
     )
     console.print(f"{len(runs)} run(s): " + ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs))
     with progress_bar(quiet) as bar:

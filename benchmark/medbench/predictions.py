@@ -73,12 +73,17 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _read_csv(path: Path, spec: TaskSpec) -> dict[str, np.ndarray]:
-    try:
-        frame = pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False, na_values=["nan", "NaN", ""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise PredictionError(f"cannot read {path} as CSV: {exc}") from None
     k = len(spec.classes)
     wanted = ["case_id", "score"] if spec.kind == "binary" else ["case_id", *[f"p{i}" for i in range(k)]]
+    try:
+        # Missing values only in the number columns: an empty or "nan" case id stays a string
+        # (pandas would make it a float NaN, which breaks sorting and matching of ids).
+        frame = pd.read_csv(
+            path, dtype={"case_id": str}, keep_default_na=False,
+            na_values={c: ["nan", "NaN", ""] for c in wanted[1:]},
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise PredictionError(f"cannot read {path} as CSV: {exc}") from None
     if list(frame.columns) != wanted:
         raise PredictionError(
             f"{path}: columns must be {','.join(wanted)} for task {spec.name!r}; got {','.join(map(str, frame.columns)) or 'none'}"

@@ -67,6 +67,12 @@ class RunOptions:
     memory_limit_mb: int | None = None
     train_overrides: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the child
+    # CPU threads of the child. Fixed whatever the executor (Ray sets 1 per task, for one), since
+    # float sums on a CPU depend on the thread count: same threads, same seed, same record.
+    threads: int | None = None
+
+    def child_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
 
 
 @dataclass
@@ -184,7 +190,9 @@ def _limit_memory(limit_mb: int | None) -> Callable[[], None] | None:
 
 def _run_child(job_path: Path, folder: Path, options: RunOptions, on_event: Event | None) -> tuple[int | None, str, str]:
     """Run the child; return (return code or None on timeout, log tail, reason)."""
-    env = {**os.environ, **options.env, "PYTHONUNBUFFERED": "1"}
+    threads = str(options.child_threads())
+    env = {**os.environ, **options.env, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads,
+           "MKL_NUM_THREADS": threads, "MEDBENCH_THREADS": threads}
     proc = subprocess.Popen(
         [sys.executable, "-m", "medbench.child", str(job_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -383,6 +391,7 @@ def _base_record(manifest, digest, spec, prepared, seed, device, options) -> dic
         "per_class": {},
         "operating_points": {},
         "per_case": {},
+        "environment": {"cpu_threads": options.child_threads()},
     }
 
 
@@ -395,7 +404,7 @@ def _finish(target, run, record, status, reason, tail, timings, child_info, star
     record["timings"] = timings
     record["device_name"] = child_info.get("device_name", record["device"])
     record["peak_gpu_memory_mb"] = child_info.get("peak_gpu_memory_mb")
-    record["environment"] = environment()
+    record["environment"] = {**environment(), **record.get("environment", {})}
     record["created"] = now_utc()
     return Outcome(run, status, record, target, reason)
 

@@ -122,33 +122,66 @@ TEXT_IDS = st.text(max_size=6) | st.sampled_from(
 )
 
 
-@st.composite
-def value_for(draw, kind: str, shape: tuple[int, ...]) -> np.ndarray:
-    """A prediction for one case: mostly of the right shape, any dtype, odd values sometimes."""
-    if draw(st.integers(0, 9)) == 0:  # anything at all
-        return draw(
-            hnp.arrays(
-                st.sampled_from(DTYPES), hnp.array_shapes(min_dims=0, max_dims=4, max_side=4)
-            )
-        )
-    if draw(st.integers(0, 6)) == 0:  # a wrong shape
-        shape = draw(hnp.array_shapes(min_dims=0, max_dims=4, max_side=9))
+CLEAN_DTYPES = {
+    "binary": ["float64", "float32", "float16", "bool", "int64", "uint8"],
+    "multiclass": ["float64", "float32", "float16", "int64"],  # integers: one-hot rows
+    "masks": ["float64", "float32", "float16", "bool", "int64", "uint8"],
+    "instances": ["int32", "uint16", "uint64", "int64", "bool", "uint8"],
+}
+ODD_INTS = st.sampled_from([-1, 2, 255, 10**12, 2**63 + 5, 2**64 - 1])
+
+
+def clean(kind: str, shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.ndarray:
+    """A well-formed prediction of ``shape`` in ``dtype``."""
     if kind == "instances":
-        dtype = draw(st.sampled_from(["int32", "uint16", "uint64", "int64", "bool", "float32"]))
-        values = draw(st.sampled_from([0, 1, 3, 2**63 + 5, -1, 10**12]))
-        base = np.zeros(shape, dtype)
-        if base.size and draw(st.booleans()):
-            with np.errstate(all="ignore"):
-                base.flat[draw(st.integers(0, base.size - 1))] = np.array(values).astype(dtype)
-        return base
-    dtype = draw(st.sampled_from(["float64", "float32", "float16", "bool", "int64", "uint8"]))
-    p = np.full(shape, 1 / (shape[-1] if kind == "multiclass" and shape else 2), np.float64)
-    if kind == "masks" and p.size:
-        p = np.random.default_rng(draw(st.integers(0, 9))).random(shape)
-    if p.size and draw(st.integers(0, 3)) == 0:  # a NaN, an infinity, out of range...
-        p.flat[draw(st.integers(0, p.size - 1))] = draw(ODD_FLOATS)
-    with np.errstate(all="ignore"):
-        return p.astype(dtype)
+        return rng.integers(0, 4, shape).astype(dtype)
+    if kind == "multiclass":
+        if np.dtype(dtype).kind == "f":
+            return rng.dirichlet(np.ones(shape[-1])).astype(dtype)
+        return np.eye(shape[-1], dtype=dtype)[rng.integers(0, shape[-1])]
+    if np.dtype(dtype).kind == "f":
+        return rng.random(shape).astype(dtype)
+    return rng.integers(0, 2, shape).astype(dtype)
+
+
+@st.composite
+def bad_value(draw, kind: str, v: np.ndarray) -> np.ndarray:
+    """``v`` made wrong: any array at all, another shape or dtype, or an odd value inside."""
+    how = draw(st.sampled_from(["anything", "shape", "dtype", "odd", "odd"]))
+    event(f"bad value: {how}")
+    if how == "anything":
+        shapes = hnp.array_shapes(min_dims=0, max_dims=4, max_side=4)
+        return draw(hnp.arrays(st.sampled_from(DTYPES), shapes))
+    if how == "shape":
+        shape = draw(hnp.array_shapes(min_dims=0, max_dims=4, max_side=9))
+        return np.resize(v, shape)
+    if how == "dtype":
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return v.astype(draw(st.sampled_from(DTYPES)))
+            except (ValueError, TypeError, OverflowError):
+                return v.astype(str)
+    v = v.copy()
+    if v.size:
+        at = draw(st.integers(0, v.size - 1))
+        odd = draw(ODD_FLOATS) if v.dtype.kind == "f" else draw(ODD_INTS)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            v.flat[at] = np.array(odd).astype(v.dtype)
+    return v
+
+
+@st.composite
+def values_for(draw, kind: str, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """Predictions for cases of ``shapes``: clean, in one dtype; then perhaps a few made bad."""
+    dtype = draw(st.sampled_from(CLEAN_DTYPES[kind]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    values = [clean(kind, shape, dtype, rng) for shape in shapes]
+    if values:
+        for i in draw(st.sets(st.integers(0, len(values) - 1), max_size=2)):
+            values[i] = draw(bad_value(kind, values[i]))
+    return values
 
 
 @st.composite
@@ -191,7 +224,7 @@ def huge_npy_header() -> bytes:
     return buf.getvalue() + b"\0" * 16
 
 
-ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-32", "latin-1", "cp1252", "shift_jis"]
+ENCODINGS = ["utf-8"] * 4 + ["utf-8-sig", "utf-16", "utf-32", "latin-1", "cp1252", "shift_jis"]
 CELL = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.sampled_from(["", "nan", "inf", "-inf", "1e999", "0x1", "True", "abc", "0,5", " 0.5"]),
@@ -207,10 +240,16 @@ def csv_bytes(draw, kind: str, spec, plan: list[str], values: list[np.ndarray]) 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n", "\r"])))
     writer.writerow(header)
-    for case, v in zip(plan, values, strict=True):
-        flat = [repr(float(x)) if np.issubdtype(np.asarray(x).dtype, np.number) else str(x)
-                for x in np.ravel(v)] if draw(st.integers(0, 4)) else [draw(CELL) for _ in header[1:]]  # fmt: skip
-        writer.writerow([case, *flat])
+    garbled = set(draw(st.lists(st.integers(0, max(0, len(plan) - 1)), max_size=2)))
+    for i, (case, v) in enumerate(zip(plan, values, strict=True)):
+        if i in garbled:
+            cells = [draw(CELL) for _ in header[1:]]
+        else:
+            cells = [
+                repr(float(x)) if np.asarray(x).dtype.kind in "biuf" else str(x)
+                for x in np.ravel(v)
+            ]
+        writer.writerow([case, *cells])
     text = out.getvalue()
     data = text.encode(draw(st.sampled_from(ENCODINGS)), errors="replace")
     if draw(st.integers(0, 5)) == 0:  # invalid UTF-8 somewhere
@@ -228,10 +267,8 @@ def predictions_file(draw, kind: str) -> tuple[str, bytes]:
     """``(file name, bytes)``: NPZ or CSV, well-formed or not, then perhaps damaged."""
     spec, ids, _, shapes = TRUTH[kind]
     plan = draw(id_plan(ids))
-    values = [
-        draw(value_for(kind, expected_shape(kind, spec, shapes, ids.index(c) if c in ids else 0)))
-        for c in plan
-    ]
+    shape_of = [expected_shape(kind, spec, shapes, ids.index(c) if c in ids else 0) for c in plan]
+    values = draw(values_for(kind, shape_of))
     container = draw(st.sampled_from(["npz", "npz", "npz", "csv", "csv"]))
     if container == "csv":
         name, data = "predictions.csv", csv_bytes(draw, kind, spec, plan, values)
@@ -395,8 +432,7 @@ def predictions_file_for(kind: str, key: str):
     def strategy(draw):
         spec, ids, _, _ = TRUTH[key]
         plan = draw(id_plan(ids))
-        shape = expected_shape(kind, spec, None, 0)
-        values = [draw(value_for(kind, shape)) for _ in plan]
+        values = draw(values_for(kind, [expected_shape(kind, spec, None, 0)] * len(plan)))
         if kind == "binary" and draw(st.booleans()):
             return "predictions.csv", csv_bytes(draw, kind, spec, plan, values)
         members = [(f"{c}.npy", npy_bytes(v)) for c, v in zip(plan, values, strict=True)]
@@ -452,45 +488,75 @@ def dump_value(v) -> str:
         return {"nan": "nan", "inf": "inf", "-inf": "-inf"}.get(repr(v), repr(v))
     if isinstance(v, int):
         return str(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # a TOML basic string (no surrogates are drawn)
+    if isinstance(v, str):  # a TOML basic string: control characters escaped (no surrogates drawn)
+        escaped = "".join(
+            f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else "\\" + c if c in '"\\' else c
+            for c in v
+        )
+        return f'"{escaped}"'
+
     if isinstance(v, list):
         return "[" + ", ".join(dump_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {dump_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{dump_value(k)} = {dump_value(x)}" for k, x in v.items()) + "}"
     return v.isoformat()
+
+
+def mostly(draw, valid, anything, *, p: float = 0.7):
+    """A draw from ``valid`` with probability about ``p``, else from ``anything``."""
+    return draw(valid) if draw(st.integers(0, 9)) < 10 * p else draw(anything)
+
+
+TRAIN_VALUES = {
+    int: st.integers(1, 64),
+    float: st.floats(1e-5, 1.0),
+    str: st.sampled_from(["resnet18", ""]),
+    bool: st.booleans(),
+}
 
 
 @st.composite
 def manifests(draw) -> bytes:
     """A submission.toml: mostly structured (right tables, random values), sometimes mangled."""
     lines = []
+    tasks = mostly(
+        draw,
+        st.lists(st.sampled_from(TASKS.names()[:4]), min_size=1, max_size=3),
+        st.lists(TASK_NAMES, max_size=3) | toml_value(1),
+    )
     if draw(st.integers(0, 9)):
         lines.append(
-            draw(st.sampled_from(["[submission]"] * 8 + ["[Submission]", "[submission.x]"]))
+            mostly(
+                draw, st.just("[submission]"), st.sampled_from(["[Submission]", "[submission.x]"])
+            )
         )
         fields = {
-            "name": draw(NAMES | toml_value(1)),
-            "entry": draw(ENTRIES | toml_value(1)),
-            "tasks": draw(st.lists(TASK_NAMES, max_size=3) | toml_value(1)),
-            "summary": draw(st.text(max_size=10) | toml_value(1)),
+            "name": mostly(
+                draw, st.sampled_from(["dummy", "my-model_2.1", "x"]), NAMES | toml_value(1)
+            ),
+            "entry": mostly(
+                draw, st.sampled_from(["model:Entry", "pkg.model:Entry"]), ENTRIES | toml_value(1)
+            ),
+            "tasks": tasks,
+            "summary": mostly(draw, st.text(max_size=10), toml_value(1)),
         }
         for key in draw(st.permutations(list(fields))):
-            if draw(st.integers(0, 7)):
-                lines.append(f"{json.dumps(key)} = {dump_value(fields[key])}")
-        lines += [
-            f"{json.dumps(draw(KEYS))} = {dump_value(draw(toml_value(1)))}"
-            for _ in range(draw(st.integers(0, 1)))
-        ]
-    for table in draw(st.lists(st.sampled_from(["train", "train.toy-lesions", "train.toy-anatomy",
-                                                  "train.jsrt-anatomy", "train.a.b", "extra"]),
-                               max_size=3, unique=True)):  # fmt: skip
+            if draw(st.integers(0, 9)):
+                lines.append(f"{dump_value(key)} = {dump_value(fields[key])}")
+        if not draw(st.integers(0, 4)):
+            lines.append(f"{dump_value(draw(KEYS))} = {dump_value(draw(toml_value(1)))}")
+    entered = [t for t in tasks if isinstance(t, str)] if isinstance(tasks, list) else []
+    tables = st.sampled_from(["train", *[f"train.{t}" for t in entered[:2]]])
+    odd_tables = st.sampled_from(["train.jsrt-anatomy", "train.a.b", "extra", "train.toy-lesions"])
+    for table in sorted({mostly(draw, tables, odd_tables) for _ in range(draw(st.integers(0, 3)))}):
         lines.append(f"[{table}]")
-        keys = st.sampled_from([*TRAIN_TYPES, *TASKS.names()[:3], "custom"])
-        for key in draw(st.lists(keys, max_size=4, unique=True)):
-            lines.append(f"{json.dumps(key)} = {dump_value(draw(toml_value(1)))}")
+        for key in draw(
+            st.lists(st.sampled_from([*TRAIN_TYPES, *entered, "custom"]), max_size=4, unique=True)
+        ):
+            valid = TRAIN_VALUES[TRAIN_TYPES[key][0]] if key in TRAIN_TYPES else toml_value(1)
+            lines.append(f"{dump_value(key)} = {dump_value(mostly(draw, valid, toml_value(1)))}")
     text = "\n".join(lines) + "\n"
-    mangle = draw(st.sampled_from(["none"] * 5 + ["cut", "insert", "bytes", "encoding"]))
+    mangle = draw(st.sampled_from(["none"] * 8 + ["cut", "insert", "bytes", "encoding"]))
     data = text.encode()
     if mangle == "cut":
         data = data[: draw(st.integers(0, len(data)))]
