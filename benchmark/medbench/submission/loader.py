@@ -108,6 +108,8 @@ def read_manifest(folder: str | Path) -> Manifest:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SubmissionError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:  # unreadable (permissions), or not a regular file
+        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
     section = data.get("submission")
     if not isinstance(section, dict):
         raise SubmissionError(f"{path} needs a [submission] table")
@@ -122,9 +124,21 @@ def read_manifest(folder: str | Path) -> Manifest:
     name = section["name"]
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise SubmissionError(f"{path}: name {name!r} may hold only letters, digits, '-', '_', '.'")
+    if name.startswith("."):  # its record would be a hidden file, skipped by the leaderboard
+        raise SubmissionError(f"{path}: name {name!r} must not start with '.'")
     entry = section["entry"]
-    if entry.count(":") != 1 or not all(entry.split(":")):
-        raise SubmissionError(f"{path}: entry must look like 'module:attribute'; got {entry!r}")
+    module, _, attribute = entry.partition(":")
+    # Python names only: a path ("../x") or a call ("Entry()") would reach outside the folder
+    # or fail late, at import time in the child.
+    if (
+        entry.count(":") != 1
+        or not all(part.isidentifier() for part in module.split("."))
+        or not attribute.isidentifier()
+    ):
+        raise SubmissionError(
+            f"{path}: entry must look like 'module:attribute' (Python names, e.g. 'model:Entry'); "
+            f"got {entry!r}"
+        )
     tasks = section["tasks"]
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
         raise SubmissionError(
@@ -136,6 +150,12 @@ def read_manifest(folder: str | Path) -> Manifest:
     train = data.get("train", {})
     if not isinstance(train, dict):
         raise SubmissionError(f"{path}: [train] must be a table")
+    for task in tasks:  # [train.<task>] overrides are merged as a table by Manifest.train_for
+        if task in train and not isinstance(train[task], dict):
+            raise SubmissionError(
+                f"{path}: [train] {task} must be a table of overrides ([train.{task}]); "
+                f"got {train[task]!r}"
+            )
     _check_train(train, "train", tuple(tasks), path)
     unknown = sorted(set(data) - {"submission", "train"})
     if unknown:
