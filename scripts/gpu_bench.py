@@ -2,7 +2,7 @@
 
     python scripts/gpu_bench.py --json runs/gpu_bench.json              # one CUDA GPU
     python scripts/gpu_bench.py --json runs/gpu_bench.json --reference  # + the reference suite
-    python scripts/gpu_bench.py --device cpu --quick                    # smoke test on a CPU
+    python scripts/gpu_bench.py --device cpu --quick [--threads 1]      # smoke test on a CPU
 
 Two reference models: the U-Net of ``submissions/unet`` (base width 32) at 256 px on
 jsrt-anatomy's shape (1 channel in, 3 masks out), and ResNet-50 (timm, through
@@ -264,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=None, help="override both batch sizes")
     parser.add_argument("--workers", type=int, default=None, help="trainer DataLoader workers")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (1 on a busy shared CPU)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--reference", action="store_true", help="also time scripts/reference.sh")
     parser.add_argument("--reference-mode", choices=("gpu", "cpu", "quick"), default="gpu")
@@ -273,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     except MedbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         name = torch.cuda.get_device_name(device)

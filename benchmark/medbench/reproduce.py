@@ -59,8 +59,10 @@ def reproduce(
         )
     device = device or record["device"]
     with tempfile.TemporaryDirectory(prefix="medbench-reproduce-") as tmp:
+        # The record's CPU thread count too: float sums on a CPU depend on it.
+        threads = (record.get("environment") or {}).get("cpu_threads")
         options = RunOptions(device=device, results_dir=Path(tmp), force=True,
-                             train_overrides=dict(record.get("train") or {}))
+                             train_overrides=dict(record.get("train") or {}), threads=threads)
         outcome = compute(Run(folder, spec.name, int(record["seed"])), options, on_event)
     new = outcome.record or {}
     if outcome.status != "ok":

@@ -183,16 +183,22 @@ def isbi_mini(root: Path, *, seed: int) -> Path:
     return root
 
 
-KILL_BETWEEN_SWAPS = """
+KILL_AT_A_SWAP = """
     import os, signal, sys
+    from pathlib import Path
     import medbench.data.prepare as P
 
     spec = P.get_task(sys.argv[1])
+    answers_tmp = "." + P.answers_dir(spec).name + "."
     real = os.replace
 
     def replace(src, dst):
-        # The answers folder is in place; the prepared folder is about to be.
-        if os.path.basename(str(src)).startswith("." + P.prepared_dir(spec).name + "."):
+        src = Path(src)
+        if sys.argv[3] == "answers-half":  # old answers moved aside, new ones not yet in place
+            hit = src.parent == P.answers_dir(spec).parent and src.name.startswith(answers_tmp)
+        else:  # new answers in place, the old prepared folder about to be moved aside
+            hit = src == P.prepared_dir(spec)
+        if hit:
             os.kill(os.getpid(), signal.SIGKILL)
         return real(src, dst)
 
@@ -201,34 +207,45 @@ KILL_BETWEEN_SWAPS = """
 """
 
 
-def test_sigkill_between_the_answers_and_the_prepared_swap_pairs_nothing_stale(
-    fresh_home, tmp_path
-):
-    # Re-preparing from changed raw data, killed after the new test labels are in place but
-    # before the new prepared folder is: the old manifest must not be served with new labels.
+@pytest.mark.parametrize("where", ["answers-half", "between-the-swaps"])
+def test_sigkill_while_swapping_a_cache_never_serves_a_mismatched_one(fresh_home, tmp_path, where):
+    # Re-preparing from changed raw data, killed while the new cache is being put in place: what
+    # is left must be the previous complete cache or none, never an old manifest with missing or
+    # new test labels (which `medbench score` would use without a word).
     spec = get_task("isbi2012-membranes")
     old = prepare(spec, from_dir=isbi_mini(tmp_path / "a", seed=1))
-    proc = start(
-        [*python_cmd(KILL_BETWEEN_SWAPS), spec.name, str(isbi_mini(tmp_path / "b", seed=2))],
-        fresh_home,
-    )
+    new_raw = str(isbi_mini(tmp_path / "b", seed=2))
+    proc = start([*python_cmd(KILL_AT_A_SWAP), spec.name, new_raw, where], fresh_home)
     assert proc.wait(timeout=120) == -signal.SIGKILL
     ready = load_prepared(spec)
-    if ready is not None:  # only acceptable if it is a complete, consistent cache
-        ready.verify()
-    fixed = prepare(spec, from_dir=tmp_path / "b")
+    if ready is not None:
+        ready.verify()  # complete and consistent, labels included
+        assert ready.data_sha256 == old.data_sha256
+    fixed = prepare(spec, from_dir=new_raw)
     fixed.verify()
     assert fixed.data_sha256 != old.data_sha256
+    assert hidden_leftovers(prepared_dir(spec).parent) == []
+    assert hidden_leftovers(answers_dir(spec).parent) == []
 
 
 # --- SIGKILL during fit, then --resume -----------------------------------------------------------
 
 
 def test_sigkill_during_fit_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    # Both runs with one thread (results depend on the thread count; one keeps an epoch near a
-    # second on a shared 2-core CPU). The subprocess inherits it through os.environ.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    args = ["--task", "toy-anatomy", "--epochs", "2", "--device", "cpu", "--seed", "0"]
+    # One thread for every run (results depend on the thread count; one keeps an epoch near a
+    # second on a shared 2-core CPU).
+    args = [
+        "--task",
+        "toy-anatomy",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--seed",
+        "0",
+        "--threads",
+        "1",
+    ]
     # Uninterrupted, in its own home.
     monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home-a"))
     whole = run_cli(str(UNET), *args, "--results-dir", str(tmp_path / "a"))

@@ -18,16 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 cli = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    # Each compared pair of runs uses the same thread count (results depend on it); one thread
-    # keeps the U-Net's epochs at about a second on a shared 2-core CPU, where two threads
-    # contending with other work can take twenty times longer.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
 def run_cli(*args: str):
-    return cli.invoke(app, ["run", *args, "--quiet", "--device", "cpu"])
+    # One thread: an epoch of the U-Net takes about a second on a shared 2-core CPU, where two
+    # threads contending with other work can take twenty times longer. The record keeps the
+    # thread count, and the reproduction must use it (results depend on it).
+    return cli.invoke(app, ["run", *args, "--quiet", "--device", "cpu", "--threads", "1"])
 
 
 @pytest.fixture
@@ -69,6 +64,7 @@ def test_reproducing_a_cpu_run_gives_every_metric_exactly(tmp_path, spy, submiss
     assert new["metrics"] == record["metrics"]
     assert new["per_case"] == record["per_case"]
     assert "differs" not in again.output
+    assert new["environment"]["cpu_threads"] == record["environment"]["cpu_threads"] == 1
     if submission == "unet":
         assert record["train"]["epochs"] == 2 == new["train"]["epochs"]
 

@@ -124,7 +124,10 @@ def test_messages_are_printed_literally_on_one_line(monkeypatch, message):
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    database=None,  # no .hypothesis folder in the checkout
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     message=st.text(

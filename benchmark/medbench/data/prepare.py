@@ -153,8 +153,11 @@ def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # --- preparation ---------------------------------------------------------------------------------
 
 
-def assign_splits(spec: TaskSpec, split: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
-    """``case_id, split[, group]`` for every case, checked against the cases found on disk."""
+def assign_splits(
+    spec: TaskSpec, split: pd.DataFrame, cases: pd.DataFrame, *, where: Path | None = None
+) -> pd.DataFrame:
+    """``case_id, split[, group]`` for every case, checked against the cases found on disk
+    (in ``where``, named in the error)."""
     if spec.option("split_unit") == "sequence":
         # The committed split names sequences; a contiguous tail of the training sequence validates.
         by_seq = dict(zip(split["case_id"], split["split"], strict=True))
@@ -171,6 +174,7 @@ def assign_splits(spec: TaskSpec, split: pd.DataFrame, cases: pd.DataFrame) -> p
         raise DataNotFoundError(
             f"{len(missing)} of the {len(split)} cases of task {spec.name!r} are missing from the "
             f"data: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+            + (f" (data read from {where})" if where is not None else "")
         )
     return split
 
@@ -231,7 +235,7 @@ def _prepare(spec, from_dir, allow_download, progress, workers) -> PreparedTask:
     loc = locate(spec.dataset, from_dir=from_dir, allow_download=allow_download)
     ds = DATASETS.get(spec.dataset)
     cases = ds.cases(loc)
-    assigned = assign_splits(spec, split, cases)
+    assigned = assign_splits(spec, split, cases, where=loc.root)
     total, done = len(assigned), 0
     # Only this task's leftovers: other tasks may be being prepared by another process.
     remove_stale_temporaries(prepared_dir(spec).parent, prefix=f".{prepared_dir(spec).name}.")

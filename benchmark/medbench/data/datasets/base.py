@@ -118,6 +118,9 @@ def read_image(path: Path, loc: Located | None = None, *, mode: str | None = Non
             if mode is not None and im.mode != mode:
                 im = im.convert(mode)
             return np.array(im)
+    except Image.DecompressionBombError as exc:
+        # A header that declares a huge image: refuse before decoding (memory would run out).
+        raise DataError(f"cannot read image {path}: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot read image {path}: {exc}") from None
 

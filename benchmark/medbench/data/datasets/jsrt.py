@@ -117,15 +117,19 @@ class JSRT(RawDataset):
         if target != "anatomy":
             raise KeyError(target)
         channels = []
+        first: tuple[Path, tuple[int, ...]] | None = None  # every mask must match the first
         for parts in STRUCTURES.values():
             union = None
             for structure in parts:
+                path = self._mask_file(loc, structure, case_id)
                 # By grey level, not palette index: a GIF's palette may put white at index 0.
-                mask = read_image(self._mask_file(loc, structure, case_id), loc, mode="L") > 0
-                if union is not None and union.shape != mask.shape:
+                mask = read_image(path, loc, mode="L") > 0
+                if first is None:
+                    first = (path, mask.shape)
+                elif mask.shape != first[1]:
                     raise DataError(
-                        f"masks of {case_id} do not pair: {structure} is {mask.shape}, "
-                        f"others {union.shape}"
+                        f"masks of {case_id} do not pair: {path} is {mask.shape[1]}x{mask.shape[0]}"
+                        f" but {first[0]} is {first[1][1]}x{first[1][0]}"
                     )
                 union = mask if union is None else union | mask
             channels.append(union)
