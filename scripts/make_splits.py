@@ -50,7 +50,9 @@ def jsrt(data: Path) -> dict[str, pd.DataFrame]:
 
 def isbi() -> dict[str, pd.DataFrame]:
     # Consecutive sections of one volume are correlated: contiguous blocks, not random slices.
-    assign = {f"slice-{i:02d}": ("train" if i < 20 else "val" if i < 25 else "test") for i in range(30)}
+    assign = {
+        f"slice-{i:02d}": ("train" if i < 20 else "val" if i < 25 else "test") for i in range(30)
+    }
     groups = {c: f"block-{s}" for c, s in assign.items()}
     return {"isbi2012-membranes.csv": split_frame(assign, groups)}
 
@@ -59,7 +61,10 @@ def messidor(data: Path) -> dict[str, pd.DataFrame]:
     loc = _locate("messidor2", data)
     cases = DATASETS.get("messidor2").cases(loc)
     assign = stratified_split(
-        list(cases.index), list(cases["dr_grade"]), {"train": 0.6, "val": 0.15, "test": 0.25}, seed=SEED
+        list(cases.index),
+        list(cases["dr_grade"]),
+        {"train": 0.6, "val": 0.15, "test": 0.25},
+        seed=SEED,
     )
     frame = split_frame(assign)
     return {"messidor2-referable.csv": frame, "messidor2-grading.csv": frame}

@@ -64,25 +64,37 @@ def check_task(folder: Path, spec: TaskSpec, *, device: str = "cpu", seed: int =
     try:
         submission = load_entry(manifest)
         with tempfile.TemporaryDirectory(prefix="medbench-check-") as tmp:
-            ctx = RunContext(device=device, seed=seed, workdir=Path(tmp), logger=logging.getLogger("medbench.check"),
-                             train=task.train)
+            ctx = RunContext(
+                device=device,
+                seed=seed,
+                workdir=Path(tmp),
+                logger=logging.getLogger("medbench.check"),
+                train=task.train,
+            )
             submission.fit(task, train, val, ctx)
             pred = submission.predict(task, unlabelled, ctx)
         shapes = [im.shape[:2] for im in test.images] if spec.input.size is None else None
         validate(spec, to_npz_dict(test.case_ids, pred), test.case_ids, shapes=shapes)
     except MedbenchError as exc:
-        return CheckResult(spec.name, False, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+        return CheckResult(
+            spec.name, False, f"{type(exc).__name__}: {exc}", time.perf_counter() - started
+        )
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return CheckResult(
-            spec.name, False,
+            spec.name,
+            False,
             f"{type(exc).__name__} in fit/predict: {exc} ({Path(where.filename).name}:{where.lineno})",
             time.perf_counter() - started,
         )
-    return CheckResult(spec.name, True, "fit and predict keep the contract", time.perf_counter() - started)
+    return CheckResult(
+        spec.name, True, "fit and predict keep the contract", time.perf_counter() - started
+    )
 
 
-def check_submission(folder: str | Path, *, tasks: list[str] | None = None, device: str = "cpu") -> list[CheckResult]:
+def check_submission(
+    folder: str | Path, *, tasks: list[str] | None = None, device: str = "cpu"
+) -> list[CheckResult]:
     folder = Path(folder)
     manifest = read_manifest(folder)
     names = [t for t in manifest.tasks if not tasks or t in tasks]

@@ -59,7 +59,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from medbench.errors import MedbenchError
     from medbench.predictions import to_npz_dict
     from medbench.submission.api import Dataset, RunContext, TaskInfo
-    from medbench.submission.loader import read_manifest, load_entry
+    from medbench.submission.loader import load_entry, read_manifest
     from medbench.tasks import get_task
 
     started = time.perf_counter()
@@ -75,8 +75,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     workdir = Path(job["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(
-        device=job["device"], seed=job["seed"], workdir=workdir, logger=logger, train=task.train,
-        quiet=True, resume=job.get("resume", False),
+        device=job["device"],
+        seed=job["seed"],
+        workdir=workdir,
+        logger=logger,
+        train=task.train,
+        quiet=True,
+        resume=job.get("resume", False),
         on_epoch=lambda info: emit("epoch", **info),
     )
     train = _dataset(job["train"], labelled=True)
@@ -102,9 +107,17 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 with open(tmp, "wb") as f:
                     np.savez(f, **arrays)
         except OSError as exc:  # a full disk, a read-only folder: the harness's problem, said so
-            raise MedbenchError(f"cannot write the predictions file {target}: {exc.strerror or exc}") from None
-    info = {"fit_s": fit_s, "predict_s": predict_s, "child_s": time.perf_counter() - started,
-            "device": job["device"], "device_name": job["device"], "peak_gpu_memory_mb": None}
+            raise MedbenchError(
+                f"cannot write the predictions file {target}: {exc.strerror or exc}"
+            ) from None
+    info = {
+        "fit_s": fit_s,
+        "predict_s": predict_s,
+        "child_s": time.perf_counter() - started,
+        "device": job["device"],
+        "device_name": job["device"],
+        "peak_gpu_memory_mb": None,
+    }
     torch = sys.modules.get("torch")
     if torch is not None and job["device"].startswith("cuda") and torch.cuda.is_available():
         info["device_name"] = torch.cuda.get_device_name()
@@ -121,14 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = run_job(job)
     except BaseException as exc:
-        from medbench.errors import MedbenchError
-
         import traceback
 
+        from medbench.errors import MedbenchError
+
         traceback.print_exc()
-        write_json_atomic(Path(job["output"]) / "child-error.json", {
-            "type": type(exc).__name__, "message": str(exc), "medbench_error": isinstance(exc, MedbenchError),
-        })
+        write_json_atomic(
+            Path(job["output"]) / "child-error.json",
+            {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "medbench_error": isinstance(exc, MedbenchError),
+            },
+        )
         return 3
     write_json_atomic(Path(job["output"]) / "child-result.json", info)
     return 0

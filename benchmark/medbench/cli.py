@@ -59,7 +59,10 @@ def reports_errors(func: F) -> F:
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except MedbenchError as exc:
-            err_console.print(styled("error:", "bold red", f" {type(exc).__name__}: {one_line(exc)}"), soft_wrap=True)
+            err_console.print(
+                styled("error:", "bold red", f" {type(exc).__name__}: {one_line(exc)}"),
+                soft_wrap=True,
+            )
             raise typer.Exit(1) from None
         except Exception:
             err_console.print(traceback.format_exc(), markup=False, soft_wrap=True)
@@ -140,8 +143,12 @@ def tasks_command(
     for r in rows:
         arrow = "↑" if r["higher_is_better"] else "↓"
         table.add_row(
-            r["name"], r["kind"], ", ".join(r["classes"]), r["input"],
-            f"{r['primary_metric']} {arrow}", f"[{colours[r['data']]}]{r['data']}[/]",
+            r["name"],
+            r["kind"],
+            ", ".join(r["classes"]),
+            r["input"],
+            f"{r['primary_metric']} {arrow}",
+            f"[{colours[r['data']]}]{r['data']}[/]",
         )
     console.print(table)
 
@@ -179,7 +186,9 @@ def data_status(
 @reports_errors
 def data_prepare(
     tasks: Annotated[list[str] | None, typer.Argument(help="Task names.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every task whose data is available.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every task whose data is available.")
+    ] = False,
     from_dir: Annotated[
         Path | None, typer.Option("--from", help="Folder with raw data (default: MEDBENCH_DATA).")
     ] = None,
@@ -200,8 +209,10 @@ def data_prepare(
         with progress_bar(quiet) as bar:
             job = bar.add_task(f"prepare {spec.name}", total=None)
             prepared = prepare(
-                spec, from_dir=from_dir, force=force,
-                progress=lambda done, total: bar.update(job, completed=done, total=total),
+                spec,
+                from_dir=from_dir,
+                force=force,
+                progress=lambda done, total, job=job: bar.update(job, completed=done, total=total),
             )
         counts = prepared.manifest["counts"]
         console.print(
@@ -235,11 +246,16 @@ def _metric_table(title: str, summary: dict, per_class: dict) -> Table:
 @reports_errors
 def score_command(
     task: Annotated[str, typer.Argument(help="Task name.")],
-    predictions: Annotated[Path, typer.Argument(help="CSV (case_id,score | case_id,p0..) or NPZ keyed by case id.")],
+    predictions: Annotated[
+        Path, typer.Argument(help="CSV (case_id,score | case_id,p0..) or NPZ keyed by case id.")
+    ],
     split: Annotated[str, typer.Option("--split", help="test or val")] = "test",
     val_predictions: Annotated[
         Path | None,
-        typer.Option("--val-predictions", help="Predictions on val: binary operating points are chosen there."),
+        typer.Option(
+            "--val-predictions",
+            help="Predictions on val: binary operating points are chosen there.",
+        ),
     ] = None,
     format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
@@ -264,17 +280,28 @@ def score_command(
         if spec.kind != "binary":
             raise MedbenchError("--val-predictions is for binary tasks (operating points)")
         v = prepared.split("val")
-        val = (np.asarray(v.targets), validate(spec, read_predictions(val_predictions, spec), v.case_ids))
-    targets = list(truth.targets) if isinstance(truth.targets, Ragged) else np.asarray(truth.targets)
+        val = (
+            np.asarray(v.targets),
+            validate(spec, read_predictions(val_predictions, spec), v.case_ids),
+        )
+    targets = (
+        list(truth.targets) if isinstance(truth.targets, Ragged) else np.asarray(truth.targets)
+    )
     report = score(spec, preds, targets, truth.cases, split=split, val=val)
     if format == "json":
         out = report.to_dict()
         out.pop("per_case")
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
-    console.print(_metric_table(f"{spec.name} ({split}, {len(truth)} cases)", report.summary, report.per_class))
+    console.print(
+        _metric_table(
+            f"{spec.name} ({split}, {len(truth)} cases)", report.summary, report.per_class
+        )
+    )
     if spec.kind == "binary" and val is None:
-        console.print("[dim]operating points not reported: give --val-predictions to choose them on val[/]")
+        console.print(
+            "[dim]operating points not reported: give --val-predictions to choose them on val[/]"
+        )
 
 
 def parse_overrides(items: list[str], epochs: int | None) -> dict:
@@ -316,24 +343,49 @@ def _value_ci(m: dict) -> str:
 @reports_errors
 def run_command(
     paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
-    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Only these tasks (repeat).")] = None,
-    seed: Annotated[list[int] | None, typer.Option("--seed", "-s", help="Seeds (repeat; default 0).")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda if present).")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds per run before it is killed.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their checkpoints.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Run even if an identical run is recorded.")] = False,
-    results_dir: Annotated[Path, typer.Option("--results-dir", help="Where records go.")] = Path("leaderboards/results"),
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Override [train] epochs (quick runs).")] = None,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", "-t", help="Only these tasks (repeat).")
+    ] = None,
+    seed: Annotated[
+        list[int] | None, typer.Option("--seed", "-s", help="Seeds (repeat; default 0).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda if present).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds per run before it is killed.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue interrupted runs from their checkpoints.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run even if an identical run is recorded.")
+    ] = False,
+    results_dir: Annotated[Path, typer.Option("--results-dir", help="Where records go.")] = Path(
+        "leaderboards/results"
+    ),
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Override [train] epochs (quick runs).")
+    ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a [train] value for these runs, KEY=VALUE (TOML value; repeat)."),
+        typer.Option(
+            "--set", help="Override a [train] value for these runs, KEY=VALUE (TOML value; repeat)."
+        ),
     ] = None,
-    memory_limit: Annotated[int | None, typer.Option("--memory-limit", help="Address-space limit of the child, MiB.")] = None,
+    memory_limit: Annotated[
+        int | None, typer.Option("--memory-limit", help="Address-space limit of the child, MiB.")
+    ] = None,
     executor: Annotated[str, typer.Option("--executor", help="local, process or ray.")] = "local",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel runs (process/ray).")] = 1,
-    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address ('auto' joins one).")] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address ('auto' joins one).")
+    ] = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads per run (default: all cores; fixed for reproducibility).")
+        int | None,
+        typer.Option(
+            "--threads", help="CPU threads per run (default: all cores; fixed for reproducibility)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI).")] = False,
 ) -> None:
@@ -343,21 +395,34 @@ def run_command(
 
     runs = plan(paths, task or (), seed or [0])
     options = RunOptions(
-        device=device, timeout=timeout, resume=resume, force=force, results_dir=results_dir,
-        memory_limit_mb=memory_limit, train_overrides=parse_overrides(set_ or [], epochs), threads=threads,
+        device=device,
+        timeout=timeout,
+        resume=resume,
+        force=force,
+        results_dir=results_dir,
+        memory_limit_mb=memory_limit,
+        train_overrides=parse_overrides(set_ or [], epochs),
+        threads=threads,
     )
-    console.print(f"{len(runs)} run(s): " + ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs))
+    console.print(
+        f"{len(runs)} run(s): "
+        + ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs)
+    )
     with progress_bar(quiet) as bar:
         jobs_by_run: dict = {}
 
         def on_event(event: dict) -> None:
             key = (event.get("submission"), event.get("task"), event.get("seed"))
             if event.get("event") == "start":
-                jobs_by_run["current"] = bar.add_task(f"{key[0]} · {key[1]} · seed {key[2]} ({event.get('device')})", total=None)
+                jobs_by_run["current"] = bar.add_task(
+                    f"{key[0]} · {key[1]} · seed {key[2]} ({event.get('device')})", total=None
+                )
             elif event.get("event") == "epoch" and "current" in jobs_by_run:
                 metric = event.get("val_metric")
                 bar.update(
-                    jobs_by_run["current"], completed=event.get("epoch"), total=event.get("epochs"),
+                    jobs_by_run["current"],
+                    completed=event.get("epoch"),
+                    total=event.get("epochs"),
                     description=(
                         f"epoch {event.get('epoch')}/{event.get('epochs')} loss {event.get('loss', float('nan')):.4f} "
                         f"val {metric if metric is None else round(metric, 4)} "
@@ -372,13 +437,22 @@ def run_command(
         if o.status == "ok":
             primary = o.record["primary_metric"]
             shown = _value_ci(o.record["metrics"].get(primary, {}))
-            console.print(styled("ok", "green", f"      {name}: {primary} {shown} -> {o.path}"), soft_wrap=True)
+            console.print(
+                styled("ok", "green", f"      {name}: {primary} {shown} -> {o.path}"),
+                soft_wrap=True,
+            )
         elif o.status == "skipped":
-            console.print(styled("skipped", "cyan", f" {name}: {one_line(o.message)} ({o.path})"), soft_wrap=True)
+            console.print(
+                styled("skipped", "cyan", f" {name}: {one_line(o.message)} ({o.path})"),
+                soft_wrap=True,
+            )
         else:
             failed += 1
             where = f" -> {o.path}" if o.path else ""
-            err_console.print(styled("failed", "bold red", f"  {name}: {one_line(o.message)}{where}"), soft_wrap=True)
+            err_console.print(
+                styled("failed", "bold red", f"  {name}: {one_line(o.message)}{where}"),
+                soft_wrap=True,
+            )
     if failed:
         raise typer.Exit(1)
 
@@ -399,14 +473,18 @@ def new_command(
     files = render_template(template, name, directory / name)
     for f in files:
         console.print(f"created {f}")
-    console.print(f"next: [bold]medbench check {directory / name}[/], then [bold]medbench run {directory / name}[/]")
+    console.print(
+        f"next: [bold]medbench check {directory / name}[/], then [bold]medbench run {directory / name}[/]"
+    )
 
 
 @app.command("check")
 @reports_errors
 def check_command(
     path: Annotated[Path, typer.Argument(help="Submission folder.")],
-    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Only these tasks.")] = None,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", "-t", help="Only these tasks.")
+    ] = None,
 ) -> None:
     """Load a submission and run fit/predict on tiny synthetic data of each task it enters."""
     from medbench.check import check_submission
@@ -427,9 +505,15 @@ def check_command(
 @app.command("leaderboard")
 @reports_errors
 def leaderboard_command(
-    results: Annotated[Path, typer.Option("--results", help="Folder of result records.")] = Path("leaderboards/results"),
-    out: Annotated[Path, typer.Option("--out", help="Where the tables and figures go.")] = Path("leaderboards"),
-    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Only these tasks.")] = None,
+    results: Annotated[Path, typer.Option("--results", help="Folder of result records.")] = Path(
+        "leaderboards/results"
+    ),
+    out: Annotated[Path, typer.Option("--out", help="Where the tables and figures go.")] = Path(
+        "leaderboards"
+    ),
+    task: Annotated[
+        list[str] | None, typer.Option("--task", "-t", help="Only these tasks.")
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="markdown, csv or json")] = "markdown",
 ) -> None:
     """Render leaderboards (markdown tables with CIs, paired tests, rank intervals, figures) from records."""
@@ -440,7 +524,9 @@ def leaderboard_command(
         get_task(t)
     files = publish(results, out, tasks=task or None, format=format)
     if not files:
-        raise MedbenchError(f"no result records under {results}; run `medbench run submissions/<name>` first")
+        raise MedbenchError(
+            f"no result records under {results}; run `medbench run submissions/<name>` first"
+        )
     for f in files:
         console.print(f"wrote {f}")
 
@@ -452,8 +538,13 @@ def leaderboard_command(
 @reports_errors
 def reproduce_command(
     record: Annotated[Path, typer.Argument(help="A result record (JSON).")],
-    submission: Annotated[Path | None, typer.Option("--submission", help="Submission folder (default: the record's path).")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="Device (default: the record's).")] = None,
+    submission: Annotated[
+        Path | None,
+        typer.Option("--submission", help="Submission folder (default: the record's path)."),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Device (default: the record's).")
+    ] = None,
 ) -> None:
     """Re-run exactly a record's submission content, task version and seed; compare every metric."""
     from medbench.reproduce import reproduce
@@ -461,14 +552,22 @@ def reproduce_command(
     _, rows, tolerance = reproduce(record, submission=submission, device=device)
     table = Table(title=f"reproduction of {record} (tolerance {tolerance:g})")
     for column in ("metric", "recorded", "reproduced", "difference", ""):
-        table.add_column(column, justify="right" if column in ("recorded", "reproduced", "difference") else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("recorded", "reproduced", "difference") else "left",
+        )
 
     def fmt(v):
         return "undefined" if v is None else f"{v:.6f}"
 
     for r in rows:
-        table.add_row(r.metric, fmt(r.recorded), fmt(r.reproduced), fmt(r.difference),
-                      "[green]same[/]" if r.within else "[bold red]differs[/]")
+        table.add_row(
+            r.metric,
+            fmt(r.recorded),
+            fmt(r.reproduced),
+            fmt(r.difference),
+            "[green]same[/]" if r.within else "[bold red]differs[/]",
+        )
     console.print(table)
     if not all(r.within for r in rows):
         raise typer.Exit(1)

@@ -19,7 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from medbench.errors import MedbenchError
-from medbench.runner import Event, Outcome, Run, RunOptions, already_done, compute, default_device, write_outcome
+from medbench.runner import (
+    Event,
+    Outcome,
+    Run,
+    RunOptions,
+    already_done,
+    compute,
+    default_device,
+    write_outcome,
+)
 
 
 def _guarded(run: Run, options: RunOptions, on_event: Event | None) -> Outcome:
@@ -35,7 +44,9 @@ def _guarded(run: Run, options: RunOptions, on_event: Event | None) -> Outcome:
 class LocalExecutor:
     """Runs one after another."""
 
-    def run(self, runs: Sequence[Run], options: RunOptions, on_event: Event | None = None) -> list[Outcome]:
+    def run(
+        self, runs: Sequence[Run], options: RunOptions, on_event: Event | None = None
+    ) -> list[Outcome]:
         return [_guarded(r, options, on_event) for r in runs]
 
 
@@ -57,7 +68,9 @@ class ProcessExecutor:
         self.jobs = jobs
         self.gpus = visible_gpus() if gpus is None else gpus
 
-    def run(self, runs: Sequence[Run], options: RunOptions, on_event: Event | None = None) -> list[Outcome]:
+    def run(
+        self, runs: Sequence[Run], options: RunOptions, on_event: Event | None = None
+    ) -> list[Outcome]:
         device = options.device or default_device()
         uses_gpu = device.startswith("cuda") and bool(self.gpus)
         workers = min(self.jobs, len(self.gpus)) if uses_gpu else self.jobs
@@ -70,7 +83,9 @@ class ProcessExecutor:
                 return _guarded(run, options, on_event)
             gpu = free.get()  # blocks until a GPU is free: never two runs on one GPU
             try:
-                pinned = replace(options, device="cuda", env={**options.env, "CUDA_VISIBLE_DEVICES": str(gpu)})
+                pinned = replace(
+                    options, device="cuda", env={**options.env, "CUDA_VISIBLE_DEVICES": str(gpu)}
+                )
                 return _guarded(run, pinned, on_event)
             finally:
                 free.put(gpu)
@@ -95,17 +110,27 @@ class RayExecutor:
             import ray
         except ImportError:
             raise MedbenchError(
-                "the ray executor needs Ray: pip install \"medbench[ray]\" (or pip install \"ray[default]\")"
+                'the ray executor needs Ray: pip install "medbench[ray]" (or pip install "ray[default]")'
             ) from None
         self.ray = ray
         self.address = address
         self.jobs = jobs
 
-    def run(self, runs: Sequence[Run], options: RunOptions, on_event: Event | None = None) -> list[Outcome]:
+    def run(
+        self, runs: Sequence[Run], options: RunOptions, on_event: Event | None = None
+    ) -> list[Outcome]:
         ray = self.ray
         if not ray.is_initialized():
-            kwargs = {"address": self.address} if self.address else {"num_cpus": self.jobs} if self.jobs else {}
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
+            kwargs = (
+                {"address": self.address}
+                if self.address
+                else {"num_cpus": self.jobs}
+                if self.jobs
+                else {}
+            )
+            ray.init(
+                include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs
+            )
         device = options.device or default_device()
         wants_gpu = device.startswith("cuda")
         remote = ray.remote(num_gpus=1 if wants_gpu else 0, num_cpus=1, max_retries=0)(_ray_compute)
@@ -120,7 +145,9 @@ class RayExecutor:
                 outcomes[i] = done
                 continue
             # On the worker, Ray assigns the GPU via CUDA_VISIBLE_DEVICES; "cuda" means that one.
-            pending[remote.remote(run, replace(options, device="cuda" if wants_gpu else device))] = i
+            pending[
+                remote.remote(run, replace(options, device="cuda" if wants_gpu else device))
+            ] = i
         for ref, i in pending.items():
             try:
                 outcome = ray.get(ref)

@@ -49,7 +49,9 @@ def worst_cases_png(
     defined = np.flatnonzero(~np.isnan(scores))
     if defined.size == 0:
         return None
-    order = defined[np.argsort(scores[defined] if higher_is_better else -scores[defined], kind="stable")]
+    order = defined[
+        np.argsort(scores[defined] if higher_is_better else -scores[defined], kind="stable")
+    ]
     worst = order[:N_WORST]
     with mpl.rc_context():
         mpl.rcdefaults()
@@ -57,7 +59,10 @@ def worst_cases_png(
         fig = Figure(figsize=(3.0 * len(worst), 3.3))
         axes = fig.subplots(1, len(worst), squeeze=False)[0]
         for ax, i in zip(axes, worst, strict=True):
-            ax.imshow(_overlay(np.asarray(images[i]), np.asarray(truth[i]), np.asarray(pred[i])), interpolation="nearest")
+            ax.imshow(
+                _overlay(np.asarray(images[i]), np.asarray(truth[i]), np.asarray(pred[i])),
+                interpolation="nearest",
+            )
             name = case_ids[i] if len(case_ids[i]) <= 18 else case_ids[i][:16] + "…"
             ax.set_title(f"{name}\n{metric} {scores[i]:.3f}")
             ax.axis("off")

@@ -43,15 +43,23 @@ def read_predictions(path: str | Path, spec: TaskSpec) -> dict[str, np.ndarray]:
                 f"task {spec.name!r} ({spec.kind}) takes an NPZ of arrays keyed by case id, not a CSV"
             )
         return _read_csv(path, spec)
-    raise PredictionError(f"predictions file {path} must be .csv or .npz; got {suffix or 'no suffix'!r}")
+    raise PredictionError(
+        f"predictions file {path} must be .csv or .npz; got {suffix or 'no suffix'!r}"
+    )
 
 
 # What a damaged or hostile NPZ can raise on reading: zipfile's errors (a bad CRC, an unknown
 # compression method, an encrypted member), zlib's, numpy's header checks, and an array header
 # that declares more memory than there is.
 _NPZ_ERRORS = (
-    OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-    RuntimeError, MemoryError,
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    MemoryError,
 )
 
 
@@ -74,12 +82,16 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 def _read_csv(path: Path, spec: TaskSpec) -> dict[str, np.ndarray]:
     k = len(spec.classes)
-    wanted = ["case_id", "score"] if spec.kind == "binary" else ["case_id", *[f"p{i}" for i in range(k)]]
+    wanted = (
+        ["case_id", "score"] if spec.kind == "binary" else ["case_id", *[f"p{i}" for i in range(k)]]
+    )
     try:
         # Missing values only in the number columns: an empty or "nan" case id stays a string
         # (pandas would make it a float NaN, which breaks sorting and matching of ids).
         frame = pd.read_csv(
-            path, dtype={"case_id": str}, keep_default_na=False,
+            path,
+            dtype={"case_id": str},
+            keep_default_na=False,
             na_values={c: ["nan", "NaN", ""] for c in wanted[1:]},
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
@@ -124,7 +136,9 @@ def validate(
             f"predictions for {spec.name!r} lack {len(missing)} of {len(expected)} case ids: {_first(missing)}"
         )
     if extra:
-        raise PredictionError(f"predictions for {spec.name!r} have {len(extra)} unknown case ids: {_first(extra)}")
+        raise PredictionError(
+            f"predictions for {spec.name!r} have {len(extra)} unknown case ids: {_first(extra)}"
+        )
     values = [np.asarray(predictions[c]) for c in expected]
     check = {
         "binary": _binary,
@@ -138,12 +152,17 @@ def validate(
 def _numeric(spec: TaskSpec, ids: list[str], values: list[np.ndarray]) -> None:
     for c, v in zip(ids, values, strict=True):
         if v.dtype.kind not in "biuf":
-            raise PredictionError(f"predictions for {spec.name!r} must be numbers; case {c!r} has dtype {v.dtype}")
+            raise PredictionError(
+                f"predictions for {spec.name!r} must be numbers; case {c!r} has dtype {v.dtype}"
+            )
 
 
 def _finite(spec: TaskSpec, ids: list[str], values: list[np.ndarray]) -> None:
-    bad = [(c, int(np.size(v) - np.isfinite(v).sum())) for c, v in zip(ids, values, strict=True)
-           if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    bad = [
+        (c, int(np.size(v) - np.isfinite(v).sum()))
+        for c, v in zip(ids, values, strict=True)
+        if v.dtype.kind == "f" and not np.isfinite(v).all()
+    ]
     if bad:
         total = sum(n for _, n in bad)
         raise PredictionError(
@@ -160,7 +179,9 @@ def _in_unit_interval(spec: TaskSpec, ids: list[str], values: list[np.ndarray]) 
         )
 
 
-def _same_shape(spec: TaskSpec, ids: list[str], values: list[np.ndarray], shape: tuple[int, ...]) -> None:
+def _same_shape(
+    spec: TaskSpec, ids: list[str], values: list[np.ndarray], shape: tuple[int, ...]
+) -> None:
     bad = [(c, v.shape) for c, v in zip(ids, values, strict=True) if v.shape != shape]
     if bad:
         c, got = bad[0]
@@ -203,7 +224,11 @@ def _masks(spec, ids, values, shapes):
     _same_shape(spec, ids, values, shape)
     _numeric(spec, ids, values)
     _finite(spec, ids, values)
-    ints = [c for c, v in zip(ids, values, strict=True) if v.dtype.kind in "iu" and v.size and (v.min() < 0 or v.max() > 1)]
+    ints = [
+        c
+        for c, v in zip(ids, values, strict=True)
+        if v.dtype.kind in "iu" and v.size and (v.min() < 0 or v.max() > 1)
+    ]
     if ints:
         raise PredictionError(
             f"integer masks for {spec.name!r} must hold only 0 and 1; {len(ints)} case(s) do not: {_first(ints)}"
@@ -228,7 +253,9 @@ def _instances(spec, ids, values, shapes):
                 f"instance predictions for {spec.name!r}: case {c!r} must be a label map of shape {want}; got {v.shape}"
             )
         if v.size and v.min() < 0:
-            raise PredictionError(f"label map of case {c!r} has negative labels; 0 is background, objects > 0")
+            raise PredictionError(
+                f"label map of case {c!r} has negative labels; 0 is background, objects > 0"
+            )
         if v.size and v.dtype == np.uint64 and v.max() > np.iinfo(np.int64).max:
             # Cast to int64 below, such labels would wrap round to negative numbers.
             raise PredictionError(

@@ -61,8 +61,13 @@ def reproduce(
     with tempfile.TemporaryDirectory(prefix="medbench-reproduce-") as tmp:
         # The record's CPU thread count too: float sums on a CPU depend on it.
         threads = (record.get("environment") or {}).get("cpu_threads")
-        options = RunOptions(device=device, results_dir=Path(tmp), force=True,
-                             train_overrides=dict(record.get("train") or {}), threads=threads)
+        options = RunOptions(
+            device=device,
+            results_dir=Path(tmp),
+            force=True,
+            train_overrides=dict(record.get("train") or {}),
+            threads=threads,
+        )
         outcome = compute(Run(folder, spec.name, int(record["seed"])), options, on_event)
     new = outcome.record or {}
     if outcome.status != "ok":
@@ -80,5 +85,7 @@ def reproduce(
             rows.append(Difference(name, a, b, None, a is None and b is None))
             continue
         diff = b - a
-        rows.append(Difference(name, a, b, diff, math.isclose(diff, 0.0, abs_tol=tolerance + 1e-12)))
+        rows.append(
+            Difference(name, a, b, diff, math.isclose(diff, 0.0, abs_tol=tolerance + 1e-12))
+        )
     return new, rows, tolerance

@@ -69,7 +69,9 @@ def read_record(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
     if missing:
         raise RecordError(f"result record {path} lacks field(s) {missing}")
     if record["schema"] != SCHEMA:
-        raise RecordError(f"result record {path} has schema {record['schema']!r}; this medbench reads {SCHEMA!r}")
+        raise RecordError(
+            f"result record {path} has schema {record['schema']!r}; this medbench reads {SCHEMA!r}"
+        )
     if verify:
         found = sha256_bytes(canonical_json(record))
         if found != record["record_sha256"]:
@@ -81,12 +83,18 @@ def read_record(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
     return record
 
 
-def iter_records(results_dir: str | Path, *, verify: bool = True) -> list[tuple[Path, dict[str, Any]]]:
+def iter_records(
+    results_dir: str | Path, *, verify: bool = True
+) -> list[tuple[Path, dict[str, Any]]]:
     """Every record under ``results_dir`` (sorted by path)."""
     root = Path(results_dir)
     if not root.is_dir():
         return []
-    return [(p, read_record(p, verify=verify)) for p in sorted(root.glob("*/*.json")) if not p.name.startswith(".")]
+    return [
+        (p, read_record(p, verify=verify))
+        for p in sorted(root.glob("*/*.json"))
+        if not p.name.startswith(".")
+    ]
 
 
 def now_utc() -> str:
@@ -96,11 +104,19 @@ def now_utc() -> str:
 def git_commit(path: str | Path = ".") -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True,
-            text=True, timeout=10,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

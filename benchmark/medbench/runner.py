@@ -34,10 +34,10 @@ from medbench.data.files import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from medbench.gallery import worst_cases_png
 from medbench.data.prepare import PreparedTask, prepare
 from medbench.data.sources import medbench_home
 from medbench.errors import MedbenchError, PredictionError, SubmissionError
+from medbench.gallery import worst_cases_png
 from medbench.predictions import read_predictions, validate
 from medbench.results import environment, json_safe, now_utc, read_record, record_path, write_record
 from medbench.scoring import score
@@ -93,7 +93,9 @@ def default_device() -> str:
         return "cpu"
 
 
-def plan(paths: Sequence[str | Path], tasks: Sequence[str] = (), seeds: Sequence[int] = (0,)) -> list[Run]:
+def plan(
+    paths: Sequence[str | Path], tasks: Sequence[str] = (), seeds: Sequence[int] = (0,)
+) -> list[Run]:
     """Every (submission, task, seed) to run; ``tasks`` filters those each manifest enters."""
     for t in tasks:
         get_task(t)  # unknown names fail early, with suggestions
@@ -113,8 +115,15 @@ def run_folder(manifest: Manifest, digest: str, spec: TaskSpec, seed: int) -> Pa
     return medbench_home() / "runs" / spec.name / f"{manifest.name}-{digest[:12]}" / f"seed{seed}"
 
 
-def _same_run(record: dict[str, Any], digest: str, spec: TaskSpec, data_sha: str, seed: int,
-              train: dict[str, Any], device: str) -> bool:
+def _same_run(
+    record: dict[str, Any],
+    digest: str,
+    spec: TaskSpec,
+    data_sha: str,
+    seed: int,
+    train: dict[str, Any],
+    device: str,
+) -> bool:
     """Whether ``record`` is this run: same content, task version, data, seed, medbench version,
     and also the same effective ``[train]`` table (``--set`` overrides) and kind of device."""
     return (
@@ -133,9 +142,15 @@ def _write_test_input(split, folder: Path) -> None:
     """A copy of the test images and their ids, outside the prepared cache (no path to labels)."""
     folder.mkdir(parents=True, exist_ok=True)
     images = split.images
-    copy = Ragged(np.array(images.data), np.array(images.index)) if isinstance(images, Ragged) else np.array(images)
+    copy = (
+        Ragged(np.array(images.data), np.array(images.index))
+        if isinstance(images, Ragged)
+        else np.array(images)
+    )
     save_array(folder, "images", copy)
-    pd.DataFrame({"case_id": list(split.case_ids)}).to_csv(folder / "cases.csv", index=False, lineterminator="\n")
+    pd.DataFrame({"case_id": list(split.case_ids)}).to_csv(
+        folder / "cases.csv", index=False, lineterminator="\n"
+    )
 
 
 class _ChildOutput:
@@ -158,8 +173,11 @@ class _ChildOutput:
                 if line.startswith(EVENT):
                     if self._on_event:
                         try:
-                            self._on_event(json.loads(line[len(EVENT):]))
-                        except (json.JSONDecodeError, Exception):  # a progress bar must not kill a run
+                            self._on_event(json.loads(line[len(EVENT) :]))
+                        except (
+                            json.JSONDecodeError,
+                            Exception,
+                        ):  # a progress bar must not kill a run
                             pass
                     continue
                 self.tail.append(line[:500])
@@ -188,15 +206,27 @@ def _limit_memory(limit_mb: int | None) -> Callable[[], None] | None:
     return apply
 
 
-def _run_child(job_path: Path, folder: Path, options: RunOptions, on_event: Event | None) -> tuple[int | None, str, str]:
+def _run_child(
+    job_path: Path, folder: Path, options: RunOptions, on_event: Event | None
+) -> tuple[int | None, str, str]:
     """Run the child; return (return code or None on timeout, log tail, reason)."""
     threads = str(options.child_threads())
-    env = {**os.environ, **options.env, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads,
-           "MKL_NUM_THREADS": threads, "MEDBENCH_THREADS": threads}
+    env = {
+        **os.environ,
+        **options.env,
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "MEDBENCH_THREADS": threads,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "medbench.child", str(job_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env=env, start_new_session=True, preexec_fn=_limit_memory(options.memory_limit_mb),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_limit_memory(options.memory_limit_mb),
     )
     output = _ChildOutput(proc.stdout, folder / "child.log", on_event)
     try:
@@ -226,7 +256,9 @@ def _failure_reason(code: int, output: Path) -> str:
         err = json.loads(error_file.read_text())
         return f"{err['type']}: {err['message']}"
     if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        name = (
+            signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        )
         return f"the child process was killed by signal {name}"
     return f"the child process exited with code {code}"
 
@@ -248,8 +280,12 @@ def already_done(run: Run, options: RunOptions) -> Outcome | None:
     prepared = prepare(spec)
     train = {**manifest.train_for(spec.name), **options.train_overrides}
     device = options.device or default_device()
-    if _same_run(old, content_hash(run.submission), spec, prepared.data_sha256, run.seed, train, device):
-        return Outcome(run, "skipped", old, target, "already done with the same content, task, data and seed")
+    if _same_run(
+        old, content_hash(run.submission), spec, prepared.data_sha256, run.seed, train, device
+    ):
+        return Outcome(
+            run, "skipped", old, target, "already done with the same content, task, data and seed"
+        )
     return None
 
 
@@ -264,7 +300,11 @@ def execute(run: Run, options: RunOptions, on_event: Event | None = None) -> Out
 
 def write_outcome(outcome: Outcome) -> Outcome:
     """Seal and write an outcome's record (atomically); the driver of every executor does this."""
-    if outcome.status in ("ok", "failed") and outcome.record is not None and outcome.path is not None:
+    if (
+        outcome.status in ("ok", "failed")
+        and outcome.record is not None
+        and outcome.path is not None
+    ):
         outcome.record = write_record(outcome.path, outcome.record)
     return outcome
 
@@ -302,22 +342,39 @@ def _compute(run, options, on_event, started, manifest, spec, digest, folder) ->
     test = prepared.split("test")
     _write_test_input(prepared.split("test", with_targets=False), folder / "input" / "test")
     job = {
-        "submission": str(Path(run.submission).resolve()), "task": spec.name, "seed": run.seed,
-        "device": device, "resume": options.resume, "train_overrides": options.train_overrides,
-        "train": str(prepared.path / "train"), "val": str(prepared.path / "val"),
-        "test": str(folder / "input" / "test"), "workdir": str(folder / "work"), "output": str(output),
+        "submission": str(Path(run.submission).resolve()),
+        "task": spec.name,
+        "seed": run.seed,
+        "device": device,
+        "resume": options.resume,
+        "train_overrides": options.train_overrides,
+        "train": str(prepared.path / "train"),
+        "val": str(prepared.path / "val"),
+        "test": str(folder / "input" / "test"),
+        "workdir": str(folder / "work"),
+        "output": str(output),
     }
     job_path = folder / "job.json"
     write_json_atomic(job_path, job)
     if on_event:
-        on_event({"event": "start", "task": spec.name, "submission": manifest.name, "seed": run.seed, "device": device})
+        on_event(
+            {
+                "event": "start",
+                "task": spec.name,
+                "submission": manifest.name,
+                "seed": run.seed,
+                "device": device,
+            }
+        )
     code, tail, reason = _run_child(job_path, folder, options, on_event)
     base = _base_record(manifest, digest, spec, prepared, run.seed, device, options)
     timings = {"prepare_s": round(prepare_s, 3)}
     child_info: dict[str, Any] = {}
     if code == 0 and (output / "child-result.json").is_file():
         child_info = json.loads((output / "child-result.json").read_text())
-        timings.update({k: round(child_info[k], 3) for k in ("fit_s", "predict_s") if k in child_info})
+        timings.update(
+            {k: round(child_info[k], 3) for k in ("fit_s", "predict_s") if k in child_info}
+        )
     try:
         prepared.verify()  # a submission that wrote into the cache fails, and the cache is rebuilt
     except MedbenchError as exc:
@@ -332,11 +389,26 @@ def _compute(run, options, on_event, started, manifest, spec, digest, folder) ->
         report, preds = _score(spec, prepared, test, output)
         timings["score_s"] = round(time.perf_counter() - t0, 3)
     except PredictionError as exc:
-        return _finish(target, run, base, "failed", f"invalid predictions: {exc}", tail, timings, child_info, started)
+        return _finish(
+            target,
+            run,
+            base,
+            "failed",
+            f"invalid predictions: {exc}",
+            tail,
+            timings,
+            child_info,
+            started,
+        )
     if spec.kind in ("multilabel-segmentation", "instance-segmentation"):
         png = worst_cases_png(
-            test.images, test.targets, preds, report.per_case[spec.primary_metric].to_numpy(), test.case_ids,
-            metric=spec.primary_metric, higher_is_better=spec.primary.higher_is_better,
+            test.images,
+            test.targets,
+            preds,
+            report.per_case[spec.primary_metric].to_numpy(),
+            test.case_ids,
+            metric=spec.primary_metric,
+            higher_is_better=spec.primary.higher_is_better,
         )
         if png is not None:
             gallery = target.with_suffix(".worst.png")
@@ -353,12 +425,16 @@ def _compute(run, options, on_event, started, manifest, spec, digest, folder) ->
 
 def _score(spec: TaskSpec, prepared: PreparedTask, test, output: Path):
     shapes = test.targets.shapes() if isinstance(test.targets, Ragged) else None
-    preds = validate(spec, read_predictions(output / "predictions-test.npz", spec), test.case_ids, shapes=shapes)
+    preds = validate(
+        spec, read_predictions(output / "predictions-test.npz", spec), test.case_ids, shapes=shapes
+    )
     val_pair = None
     if spec.kind == "binary":
         val = prepared.split("val")
         try:
-            val_preds = validate(spec, read_predictions(output / "predictions-val.npz", spec), val.case_ids)
+            val_preds = validate(
+                spec, read_predictions(output / "predictions-val.npz", spec), val.case_ids
+            )
         except PredictionError as exc:
             raise PredictionError(f"on the validation split: {exc}") from None
         val_pair = (np.asarray(val.targets), val_preds)
@@ -376,12 +452,23 @@ def _base_record(manifest, digest, spec, prepared, seed, device, options) -> dic
         "status": "ok",
         "error": None,
         "task": {
-            "name": spec.name, "version": spec.version, "kind": spec.kind,
-            "split_sha256": spec.split_sha256, "data_sha256": prepared.data_sha256,
-            "data_source": {"dataset": prepared.source["dataset"], "layout": prepared.source["layout"]},
+            "name": spec.name,
+            "version": spec.version,
+            "kind": spec.kind,
+            "split_sha256": spec.split_sha256,
+            "data_sha256": prepared.data_sha256,
+            "data_source": {
+                "dataset": prepared.source["dataset"],
+                "layout": prepared.source["layout"],
+            },
             "n_test": prepared.manifest["counts"]["test"],
         },
-        "submission": {"name": manifest.name, "summary": manifest.summary, "path": sub_path, "content_sha256": digest},
+        "submission": {
+            "name": manifest.name,
+            "summary": manifest.summary,
+            "path": sub_path,
+            "content_sha256": digest,
+        },
         "seed": seed,
         "device": device,
         "train": json_safe({**manifest.train_for(spec.name), **options.train_overrides}),
@@ -399,7 +486,12 @@ def _finish(target, run, record, status, reason, tail, timings, child_info, star
     record["status"] = status
     if status == "failed":
         record["error"] = {"message": reason, "log_tail": tail}
-        record["metrics"], record["per_class"], record["per_case"], record["operating_points"] = {}, {}, {}, {}
+        record["metrics"], record["per_class"], record["per_case"], record["operating_points"] = (
+            {},
+            {},
+            {},
+            {},
+        )
     timings["total_s"] = round(time.perf_counter() - started, 3)
     record["timings"] = timings
     record["device_name"] = child_info.get("device_name", record["device"])
@@ -409,7 +501,9 @@ def _finish(target, run, record, status, reason, tail, timings, child_info, star
     return Outcome(run, status, record, target, reason)
 
 
-def run_all(runs: Sequence[Run], options: RunOptions, on_event: Event | None = None) -> list[Outcome]:
+def run_all(
+    runs: Sequence[Run], options: RunOptions, on_event: Event | None = None
+) -> list[Outcome]:
     """Run each in turn; one failing run never stops the others."""
     from medbench.executors import LocalExecutor
 

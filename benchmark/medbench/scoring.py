@@ -54,8 +54,13 @@ class ScoreReport:
             "task": self.task,
             "split": self.split,
             "summary": {k: v.to_dict() for k, v in self.summary.items()},
-            "per_class": {c: {k: v.to_dict() for k, v in m.items()} for c, m in self.per_class.items()},
-            "operating_points": {k: {kk: _clean(vv) for kk, vv in v.items()} for k, v in self.operating_points.items()},
+            "per_class": {
+                c: {k: v.to_dict() for k, v in m.items()} for c, m in self.per_class.items()
+            },
+            "operating_points": {
+                k: {kk: _clean(vv) for kk, vv in v.items()}
+                for k, v in self.operating_points.items()
+            },
             "per_case": per_case_to_dict(self.per_case),
         }
 
@@ -100,7 +105,9 @@ def mean_with_ci(per_case: np.ndarray, *, n_resamples: int, seed: int = 0) -> Me
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         low, high = M.bootstrap_ci(defined, n_resamples=n_resamples, seed=seed)
-    return MetricValue(value, float(low), float(high), "mean, bootstrap 95 % CI", int(per_case.size), n_undefined)
+    return MetricValue(
+        value, float(low), float(high), "mean, bootstrap 95 % CI", int(per_case.size), n_undefined
+    )
 
 
 def statistic_with_ci(
@@ -152,14 +159,20 @@ def score_binary(spec, y, s, cases, *, val=None, n_resamples=N_RESAMPLES):
                     warnings.simplefilter("ignore", RuntimeWarning)
                     a = M.roc_auc(y[mask], s[mask])
                     lo, hi = M.delong_ci(y[mask], s[mask]) if not math.isnan(a) else (None, None)
-                summary[name] = MetricValue(a, lo, hi, "DeLong 95 % CI", int(mask.sum()), int(math.isnan(a)))
-    per_case = pd.DataFrame({"case_id": list(cases["case_id"]), "y_true": y, "y_score": s, "brier": (s - y) ** 2})
+                summary[name] = MetricValue(
+                    a, lo, hi, "DeLong 95 % CI", int(mask.sum()), int(math.isnan(a))
+                )
+    per_case = pd.DataFrame(
+        {"case_id": list(cases["case_id"]), "y_true": y, "y_score": s, "brier": (s - y) ** 2}
+    )
     points: dict[str, dict[str, Any]] = {}
     for name, rule in spec.option("operating_points", ()) or ():
         if val is None:
             continue
         y_val, s_val = val
-        threshold = float(M.operating_point(np.asarray(y_val), np.asarray(s_val, np.float64), rule=_rule(rule)))
+        threshold = float(
+            M.operating_point(np.asarray(y_val), np.asarray(s_val, np.float64), rule=_rule(rule))
+        )
         pred = s >= threshold
         hits_pos = pred[y == 1].astype(float)
         hits_neg = (~pred[y == 0]).astype(float)
@@ -168,12 +181,19 @@ def score_binary(spec, y, s, cases, *, val=None, n_resamples=N_RESAMPLES):
         summary[f"sensitivity@{name}"] = sens
         summary[f"specificity@{name}"] = spec_
         per_case[f"pred@{name}"] = pred.astype(int)
-        points[name] = {"rule": list(rule) if isinstance(rule, (tuple, list)) else rule,
-                        "threshold": threshold, "sensitivity": sens.value, "specificity": spec_.value}
+        points[name] = {
+            "rule": list(rule) if isinstance(rule, (tuple, list)) else rule,
+            "threshold": threshold,
+            "sensitivity": sens.value,
+            "specificity": spec_.value,
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         summary["ece"] = statistic_with_ci(
-            lambda i: M.expected_calibration_error(y[i], s[i]), len(y), n_resamples=min(n_resamples, 500))
+            lambda i: M.expected_calibration_error(y[i], s[i]),
+            len(y),
+            n_resamples=min(n_resamples, 500),
+        )
     summary["brier"] = mean_with_ci(per_case["brier"].to_numpy(), n_resamples=n_resamples)
     return summary, {}, per_case, points
 
@@ -202,9 +222,14 @@ def score_multiclass(spec, y, p, cases, *, val=None, n_resamples=N_RESAMPLES):
             hits = correct[y == j]
             per_class[cls] = {"recall": mean_with_ci(hits, n_resamples=n_resamples)}
         recalls = [per_class[c]["recall"].value for c in spec.classes]
-        summary["recall"] = MetricValue(float(np.nanmean(recalls)) if not all(map(math.isnan, recalls)) else float("nan"),
-                                        method="mean over classes (balanced accuracy)", n=len(y))
-    per_case = pd.DataFrame({"case_id": list(cases["case_id"]), "y_true": y, "y_pred": pred, "correct": correct})
+        summary["recall"] = MetricValue(
+            float(np.nanmean(recalls)) if not all(map(math.isnan, recalls)) else float("nan"),
+            method="mean over classes (balanced accuracy)",
+            n=len(y),
+        )
+    per_case = pd.DataFrame(
+        {"case_id": list(cases["case_id"]), "y_true": y, "y_pred": pred, "correct": correct}
+    )
     for j in range(k):
         per_case[f"p{j}"] = p[:, j]
     return summary, per_class, per_case, {}
@@ -239,10 +264,18 @@ def score_segmentation(spec, truth, pred, cases, *, val=None, n_resamples=N_RESA
             summary[metric] = mean_with_ci(case_mean, n_resamples=n_resamples)
     if "pixel_error" in names:
         per_case["pixel_error"] = 1 - per_case["pixel_accuracy"]
-        summary["pixel_error"] = mean_with_ci(per_case["pixel_error"].to_numpy(), n_resamples=n_resamples)
+        summary["pixel_error"] = mean_with_ci(
+            per_case["pixel_error"].to_numpy(), n_resamples=n_resamples
+        )
     if "v_rand" in names or "v_info" in names:
-        scores = np.array([M.rand_scores(_interior_segments(t[0]), M.membrane_segments(q[0].astype(np.float32)))
-                           for t, q in zip(truth, pred, strict=True)])
+        scores = np.array(
+            [
+                M.rand_scores(
+                    _interior_segments(t[0]), M.membrane_segments(q[0].astype(np.float32))
+                )
+                for t, q in zip(truth, pred, strict=True)
+            ]
+        )
         per_case["v_rand"], per_case["v_info"] = scores[:, 0], scores[:, 1]
         summary["v_rand"] = mean_with_ci(scores[:, 0], n_resamples=n_resamples)
         summary["v_info"] = mean_with_ci(scores[:, 1], n_resamples=n_resamples)
@@ -260,22 +293,30 @@ def score_instances(spec, truth, pred, cases, *, val=None, n_resamples=N_RESAMPL
     per_case = pd.DataFrame({"case_id": list(cases["case_id"])})
     per_case["dsb_ap"] = [M.dsb_average_precision(t, p) for t, p in zip(truth, pred, strict=True)]
     if "f1_50" in names:
-        per_case["f1_50"] = [M.instance_f1(t, p, threshold=0.5) for t, p in zip(truth, pred, strict=True)]
+        per_case["f1_50"] = [
+            M.instance_f1(t, p, threshold=0.5) for t, p in zip(truth, pred, strict=True)
+        ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        fg = [M.dice((np.asarray(t) > 0)[None, None], (np.asarray(p) > 0)[None, None])[0, 0]
-              for t, p in zip(truth, pred, strict=True)]
+        fg = [
+            M.dice((np.asarray(t) > 0)[None, None], (np.asarray(p) > 0)[None, None])[0, 0]
+            for t, p in zip(truth, pred, strict=True)
+        ]
     per_case["dice"] = fg
     summary: dict[str, MetricValue] = {}
     if "seg" in names:
-        seg = np.array([M.seg_measure(t, p) for t, p in zip(truth, pred, strict=True)], np.float64).reshape(-1, 2)
+        seg = np.array(
+            [M.seg_measure(t, p) for t, p in zip(truth, pred, strict=True)], np.float64
+        ).reshape(-1, 2)
         per_case["seg_matched"], per_case["seg_objects"] = seg[:, 0], seg[:, 1]
         with np.errstate(invalid="ignore", divide="ignore"):
             per_case["seg"] = seg[:, 0] / seg[:, 1]
         # Dataset SEG is a ratio of sums over images (CTC definition), not a mean of ratios.
         summary["seg"] = statistic_with_ci(
             lambda i: seg[i, 0].sum() / seg[i, 1].sum() if seg[i, 1].sum() else float("nan"),
-            len(seg), n_resamples=min(n_resamples, 1000))
+            len(seg),
+            n_resamples=min(n_resamples, 1000),
+        )
     for metric in ("dsb_ap", "f1_50", "dice"):
         if metric in names:
             summary[metric] = mean_with_ci(per_case[metric].to_numpy(), n_resamples=n_resamples)

@@ -27,7 +27,9 @@ def run_with(executor, results: Path) -> dict:
     outcomes = executor.run(RUNS, options)
     assert [o.status for o in outcomes] == ["ok"] * len(RUNS), [o.message for o in outcomes]
     return {
-        (o.run.submission.name, o.run.task, o.run.seed): {k: read_record(o.path)[k] for k in COMPARED}
+        (o.run.submission.name, o.run.task, o.run.seed): {
+            k: read_record(o.path)[k] for k in COMPARED
+        }
         for o in outcomes
     }
 

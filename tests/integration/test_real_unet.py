@@ -16,11 +16,26 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.mirror
 def test_unet_two_epochs_on_jsrt_anatomy_segments_the_lungs(mirror, tmp_path):
     # Reduced size: base width 16 instead of 32; batches of 2 give 100 steps in two epochs.
-    result = CliRunner().invoke(app, [
-        "run", str(ROOT / "submissions" / "unet"), "--task", "jsrt-anatomy", "--device", "cpu",
-        "--epochs", "2", "--set", "base_width=16", "--set", "batch_size=2",
-        "--results-dir", str(tmp_path), "--quiet",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(ROOT / "submissions" / "unet"),
+            "--task",
+            "jsrt-anatomy",
+            "--device",
+            "cpu",
+            "--epochs",
+            "2",
+            "--set",
+            "base_width=16",
+            "--set",
+            "batch_size=2",
+            "--results-dir",
+            str(tmp_path),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rec = read_record(record_path(tmp_path, "jsrt-anatomy", "unet", 0))
     assert rec["status"] == "ok"
@@ -28,5 +43,7 @@ def test_unet_two_epochs_on_jsrt_anatomy_segments_the_lungs(mirror, tmp_path):
     assert rec["per_class"]["lungs"]["dice"]["value"] > 0.8
     # The heart is learnt too, if less well; the clavicles need far longer training.
     assert rec["per_class"]["heart"]["dice"]["value"] > 0.5
-    print(f"jsrt-anatomy, 2 epochs on CPU: fit {rec['timings']['fit_s']:.0f} s, "
-          f"lungs {rec['per_class']['lungs']['dice']['value']:.3f}")
+    print(
+        f"jsrt-anatomy, 2 epochs on CPU: fit {rec['timings']['fit_s']:.0f} s, "
+        f"lungs {rec['per_class']['lungs']['dice']['value']:.3f}"
+    )

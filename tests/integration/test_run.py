@@ -25,8 +25,15 @@ def record(results: Path, task: str, name: str, seed: int = 0) -> dict:
 
 
 def test_dummy_runs_every_toy_task_and_writes_valid_records(tmp_path):
-    result = run_cli(str(ROOT / "submissions" / "dummy"), "--task", "toy-lesions", "--task", "toy-anatomy",
-                     "--results-dir", str(tmp_path))
+    result = run_cli(
+        str(ROOT / "submissions" / "dummy"),
+        "--task",
+        "toy-lesions",
+        "--task",
+        "toy-anatomy",
+        "--results-dir",
+        str(tmp_path),
+    )
     assert result.exit_code == 0, result.output
     lesions = record(tmp_path, "toy-lesions", "dummy")
     assert lesions["status"] == "ok"
@@ -43,7 +50,13 @@ def test_dummy_runs_every_toy_task_and_writes_valid_records(tmp_path):
 
 
 def test_an_identical_run_is_skipped_unless_forced(tmp_path):
-    args = (str(ROOT / "submissions" / "dummy"), "--task", "toy-lesions", "--results-dir", str(tmp_path))
+    args = (
+        str(ROOT / "submissions" / "dummy"),
+        "--task",
+        "toy-lesions",
+        "--results-dir",
+        str(tmp_path),
+    )
     assert run_cli(*args).exit_code == 0
     first = record(tmp_path, "toy-lesions", "dummy")
     again = run_cli(*args)
@@ -73,8 +86,14 @@ def test_contract_violations_give_failed_records_with_the_reason(tmp_path, fixtu
 
 
 def test_a_failed_run_does_not_stop_the_others(tmp_path):
-    result = run_cli(str(FIXTURES / "fit-raises"), str(ROOT / "submissions" / "dummy"), "--task", "toy-lesions",
-                     "--results-dir", str(tmp_path))
+    result = run_cli(
+        str(FIXTURES / "fit-raises"),
+        str(ROOT / "submissions" / "dummy"),
+        "--task",
+        "toy-lesions",
+        "--results-dir",
+        str(tmp_path),
+    )
     assert result.exit_code == 1
     assert record(tmp_path, "toy-lesions", "fit-raises")["status"] == "failed"
     assert record(tmp_path, "toy-lesions", "dummy")["status"] == "ok"
@@ -103,13 +122,17 @@ def test_the_test_set_exposes_no_labels(tmp_path):
 
 
 def test_unknown_task_is_refused_with_suggestions(tmp_path):
-    result = run_cli(str(ROOT / "submissions" / "dummy"), "--task", "toy-lesion", "--results-dir", str(tmp_path))
+    result = run_cli(
+        str(ROOT / "submissions" / "dummy"), "--task", "toy-lesion", "--results-dir", str(tmp_path)
+    )
     assert result.exit_code == 1
     assert "toy-lesions" in result.output
 
 
 def test_record_json_is_sealed(tmp_path):
-    run_cli(str(ROOT / "submissions" / "dummy"), "--task", "toy-lesions", "--results-dir", str(tmp_path))
+    run_cli(
+        str(ROOT / "submissions" / "dummy"), "--task", "toy-lesions", "--results-dir", str(tmp_path)
+    )
     path = record_path(tmp_path, "toy-lesions", "dummy", 0)
     data = json.loads(path.read_text())
     data["metrics"]["auc"]["value"] = 0.99

@@ -32,8 +32,21 @@ import pandas as pd
 from medbench import __version__
 from medbench.data.arrays import Ragged, load_array, save_array
 from medbench.data.datasets import DATASETS, Located
-from medbench.data.files import atomic_dir, locked, remove_stale_temporaries, sha256_bytes, sha256_file
-from medbench.data.sources import Progress, absent_note, find_local, data_roots, locate, medbench_home
+from medbench.data.files import (
+    atomic_dir,
+    locked,
+    remove_stale_temporaries,
+    sha256_bytes,
+    sha256_file,
+)
+from medbench.data.sources import (
+    Progress,
+    absent_note,
+    data_roots,
+    find_local,
+    locate,
+    medbench_home,
+)
 from medbench.errors import ChecksumError, DataError, DataNotFoundError
 from medbench.tasks import TaskSpec, get_task
 from medbench.tasks.spec import SPLITS
@@ -82,9 +95,15 @@ class PreparedTask:
     def verify(self) -> None:
         """Re-hash every array file; a changed file raises ChecksumError naming it."""
         for rel, expected in self.manifest["arrays"].items():
-            path = (answers_dir(self.spec) / rel.split("/", 1)[1]) if rel.startswith(ANSWERS + "/") else self.path / rel
+            path = (
+                (answers_dir(self.spec) / rel.split("/", 1)[1])
+                if rel.startswith(ANSWERS + "/")
+                else self.path / rel
+            )
             if not path.is_file():
-                raise ChecksumError(f"prepared file {path} is missing; run `medbench data prepare {self.spec.name} --force`")
+                raise ChecksumError(
+                    f"prepared file {path} is missing; run `medbench data prepare {self.spec.name} --force`"
+                )
             found = sha256_file(path)
             if found != expected:
                 raise ChecksumError(
@@ -134,7 +153,9 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (h, w) == tuple(size):
         return image
     shrink = size[0] <= h and size[1] <= w
-    out = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    out = cv2.resize(
+        image, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
     return out.reshape(size[0], size[1], image.shape[2])
 
 
@@ -184,7 +205,9 @@ def _read_case(spec: TaskSpec, loc: Located, case_id: str) -> tuple[np.ndarray, 
     image = ds.image(loc, case_id)
     target = ds.target(loc, case_id, spec.target)
     if image.ndim != 3 or image.dtype != np.uint8:
-        raise DataError(f"{spec.name}: image {case_id} must be (H, W, C) uint8; got {image.shape} {image.dtype}")
+        raise DataError(
+            f"{spec.name}: image {case_id} must be (H, W, C) uint8; got {image.shape} {image.dtype}"
+        )
     if image.shape[2] != spec.input.channels:
         from medbench.data.datasets.base import to_hwc_uint8
 
@@ -268,8 +291,10 @@ def _prepare(spec, from_dir, allow_download, progress, workers) -> PreparedTask:
                 table[column] = [cases.loc[c, column] for c in ids]
             table.to_csv(folder / "cases.csv", index=False, lineterminator="\n")
             image_array = (
-                Ragged.from_arrays(images) if spec.input.size is None
-                else np.stack(images) if images
+                Ragged.from_arrays(images)
+                if spec.input.size is None
+                else np.stack(images)
+                if images
                 else np.zeros((0, *spec.input.size, spec.input.channels), np.uint8)
             )
             written = save_array(folder, "images", image_array)
@@ -278,7 +303,9 @@ def _prepare(spec, from_dir, allow_download, progress, workers) -> PreparedTask:
             # Test labels go to the answers folder: the prepared folder never holds them.
             target_folder = answers_tmp if name == "test" else folder
             for path in save_array(target_folder, "targets", _stack(spec, targets)):
-                rel = f"{ANSWERS}/{path.name}" if name == "test" else path.relative_to(tmp).as_posix()
+                rel = (
+                    f"{ANSWERS}/{path.name}" if name == "test" else path.relative_to(tmp).as_posix()
+                )
                 array_hashes[rel] = sha256_file(path)
             counts[name] = len(ids)
         raw = dict(sorted(loc.read.items()))
@@ -326,7 +353,9 @@ def status(spec: TaskSpec | str, *, from_dir: str | Path | None = None) -> DataS
         counts = "/".join(str(ready.manifest["counts"][s]) for s in SPLITS)
         return DataStatus(spec.name, "prepared", f"{counts} train/val/test at {ready.path}")
     if ds.generated:
-        return DataStatus(spec.name, "generated", "synthetic; `medbench data prepare` makes it in seconds")
+        return DataStatus(
+            spec.name, "generated", "synthetic; `medbench data prepare` makes it in seconds"
+        )
     located, _ = find_local(ds, data_roots(from_dir))
     if located is not None:
         return DataStatus(spec.name, "available", f"{located.layout} layout at {located.root}")

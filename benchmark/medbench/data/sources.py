@@ -51,7 +51,7 @@ def _read_sha256sums(root: Path, base: Path) -> dict[str, str]:
         # ``sha256sum -b`` (and its default on Windows) marks names with a leading '*'.
         name = parts[1].strip().lstrip("*")
         if name.startswith(prefix):
-            out[name[len(prefix):]] = parts[0]
+            out[name[len(prefix) :]] = parts[0]
     return out
 
 

@@ -88,7 +88,9 @@ def check_train_table(table: dict[str, Any], where: str) -> None:
     """Type-check flat ``[train]`` overrides (e.g. from ``medbench run --set``)."""
     for key, value in table.items():
         expected = TRAIN_TYPES.get(key)
-        if expected and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
+        if expected and (
+            not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)
+        ):
             raise SubmissionError(
                 f"{where}: {key} must be {_type_name(expected)}; got {value!r} ({type(value).__name__})"
             )

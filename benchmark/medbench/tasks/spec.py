@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Kind = Literal["binary", "multiclass", "multilabel-segmentation", "instance-segmentation"]
-KINDS: tuple[str, ...] = ("binary", "multiclass", "multilabel-segmentation", "instance-segmentation")
+KINDS: tuple[str, ...] = (
+    "binary",
+    "multiclass",
+    "multilabel-segmentation",
+    "instance-segmentation",
+)
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 

@@ -85,7 +85,9 @@ class CellTrackingChallenge(RawDataset):
 
 
 for _ds in (
-    CellTrackingChallenge("ctc-u373", "PhC-C2DH-U373", "CTC PhC-C2DH-U373 (glioblastoma, phase contrast)"),
+    CellTrackingChallenge(
+        "ctc-u373", "PhC-C2DH-U373", "CTC PhC-C2DH-U373 (glioblastoma, phase contrast)"
+    ),
     CellTrackingChallenge("ctc-hela", "DIC-C2DH-HeLa", "CTC DIC-C2DH-HeLa (HeLa cells, DIC)"),
 ):
     DATASETS.add(_ds.name, _ds)

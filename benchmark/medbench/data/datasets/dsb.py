@@ -25,8 +25,13 @@ from medbench.errors import DataError, DataNotFoundError
 def image_type(image: np.ndarray) -> str:
     """``<width>x<height>-grey`` or ``-colour`` (RGB images whose channels differ)."""
     h, w = image.shape[:2]
-    colour = image.ndim == 3 and image.shape[2] >= 3 and not (
-        np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])
+    colour = (
+        image.ndim == 3
+        and image.shape[2] >= 3
+        and not (
+            np.array_equal(image[..., 0], image[..., 1])
+            and np.array_equal(image[..., 0], image[..., 2])
+        )
     )
     return f"{w}x{h}-{'colour' if colour else 'grey'}"
 
