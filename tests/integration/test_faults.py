@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
+from fakes import fake_isbi_mirror
 from medbench.cli import app
 from medbench.data.prepare import answers_dir, load_prepared, prepare, prepared_dir
 from medbench.errors import MedbenchError, RecordError
@@ -167,22 +167,6 @@ def test_sigkill_during_a_forced_prepare_keeps_the_previous_cache(fresh_home):
     assert prepare(spec, force=True).manifest["arrays"] == before.manifest["arrays"]
 
 
-def isbi_mini(root: Path, *, seed: int) -> Path:
-    """An ISBI 2012 mirror layout (30 slices of 32x32); ``seed`` picks the pixels."""
-    rng = np.random.default_rng(seed)
-    for which in ("image", "label"):
-        folder = root / "isbi2012" / "train" / which
-        folder.mkdir(parents=True)
-        for i in range(30):
-            values = (
-                rng.integers(0, 256, (32, 32))
-                if which == "image"
-                else rng.choice([0, 255], (32, 32))
-            )
-            Image.fromarray(values.astype(np.uint8)).save(folder / f"{i}.png")
-    return root
-
-
 KILL_AT_A_SWAP = """
     import os, signal, sys
     from pathlib import Path
@@ -213,8 +197,8 @@ def test_sigkill_while_swapping_a_cache_never_serves_a_mismatched_one(fresh_home
     # is left must be the previous complete cache or none, never an old manifest with missing or
     # new test labels (which `medbench score` would use without a word).
     spec = get_task("isbi2012-membranes")
-    old = prepare(spec, from_dir=isbi_mini(tmp_path / "a", seed=1))
-    new_raw = str(isbi_mini(tmp_path / "b", seed=2))
+    old = prepare(spec, from_dir=fake_isbi_mirror(tmp_path / "a", seed=1))
+    new_raw = str(fake_isbi_mirror(tmp_path / "b", seed=2))
     proc = start([*python_cmd(KILL_AT_A_SWAP), spec.name, new_raw, where], fresh_home)
     assert proc.wait(timeout=120) == -signal.SIGKILL
     ready = load_prepared(spec)

@@ -36,6 +36,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 from typer.testing import CliRunner
 
+from fakes import fake_isbi_mirror
 from medbench.cli import app
 from medbench.data.prepare import answers_dir, prepare, prepared_dir
 from medbench.errors import MedbenchError, PredictionError, SubmissionError
@@ -657,21 +658,6 @@ def png_declaring(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
-def build_isbi(root: Path) -> Path:
-    rng = np.random.default_rng(3)
-    for which in ("image", "label"):
-        folder = root / "isbi2012" / "train" / which
-        folder.mkdir(parents=True)
-        for i in range(30):
-            values = (
-                rng.integers(0, 256, (16, 16))
-                if which == "image"
-                else rng.choice([0, 255], (16, 16))
-            )
-            (folder / f"{i}.png").write_bytes(png(values.astype(np.uint8)))
-    return root
-
-
 JSRT_STRUCTURES = ("left_lung", "right_lung", "heart", "left_clavicle", "right_clavicle")
 
 
@@ -802,7 +788,7 @@ def damaged(draw, tree_root: Path, candidates: list[str], tree: str):
 @pytest.fixture(scope="module")
 def raw_trees(tmp_path_factory):
     root = tmp_path_factory.mktemp("raw")
-    return {"isbi": build_isbi(root / "isbi"), "jsrt": build_jsrt(root / "jsrt")}
+    return {"isbi": fake_isbi_mirror(root / "isbi", size=16), "jsrt": build_jsrt(root / "jsrt")}
 
 
 @pytest.mark.parametrize(("tree", "n"), [("isbi", 80), ("jsrt", 60)])

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 import medbench.tasks.splits as splits_module
+from fakes import fake_isbi_mirror
 from medbench.data.files import sha256_file
 from medbench.data.prepare import prepare, prepared_dir
 from medbench.errors import ChecksumError, DataError, DataNotFoundError, SplitError
@@ -59,19 +59,7 @@ def replace_file(path: Path, data: bytes) -> None:
 @pytest.fixture
 def isbi_mini(tmp_path: Path) -> Path:
     """A mirror-layout root holding ``isbi2012/train/{image,label}/{0..29}.png`` (32x32)."""
-    root = tmp_path / "mini"
-    rng = np.random.default_rng(3)
-    for i in range(30):
-        for which in ("image", "label"):
-            folder = root / "isbi2012" / "train" / which
-            folder.mkdir(parents=True, exist_ok=True)
-            values = (
-                rng.integers(0, 256, (32, 32))
-                if which == "image"
-                else rng.choice([0, 255], (32, 32))
-            )
-            Image.fromarray(values.astype(np.uint8)).save(folder / f"{i}.png")
-    return root
+    return fake_isbi_mirror(tmp_path / "mini")
 
 
 def write_sha256sums(root: Path, *, wrong: str | None = None, marker: str = "  ") -> str:
