@@ -50,9 +50,9 @@ for task in toy-lesions jsrt-nodule messidor2-referable messidor2-grading retina
 done
 
 run unet toy-anatomy
-run unet jsrt-anatomy --set base_width=16 --set epochs=30
-run unet isbi2012-membranes --set base_width=16 --set epochs=60
-run unet dsb2018-nuclei --set base_width=16 --set epochs=12
+run unet jsrt-anatomy --set base_width=16 --set epochs=60
+run unet isbi2012-membranes --set base_width=16 --set epochs=400
+run unet dsb2018-nuclei --set base_width=16 --set epochs=40
 run cnn toy-lesions
 run cnn retinamnist --set epochs=30
 run cnn jsrt-nodule --set epochs=30
