@@ -174,15 +174,13 @@ class _ChildOutput:
                     if self._on_event:
                         try:
                             self._on_event(json.loads(line[len(EVENT) :]))
-                        except (
-                            json.JSONDecodeError,
-                            Exception,
-                        ):  # a progress bar must not kill a run
+                        except Exception:  # a progress bar must not kill a run
                             pass
                     continue
                 self.tail.append(line[:500])
                 if written < LOG_LIMIT:
                     log.write(raw)
+                    log.flush()  # so `tail -f child.log` follows a run line by line
                     written += len(raw)
                 else:
                     self.dropped += len(raw)
