@@ -56,8 +56,8 @@ run unet dsb2018-nuclei --set base_width=16 --set epochs=40
 run cnn toy-lesions
 run cnn retinamnist --set epochs=30
 run cnn jsrt-nodule --set epochs=30
-run cnn messidor2-referable --set epochs=12 --set image_size=224
-run cnn messidor2-grading --set epochs=12 --set image_size=224
+run cnn messidor2-referable --set epochs=30 --set image_size=224
+run cnn messidor2-grading --set epochs=30 --set image_size=224
 run cnn tb-cxr --set epochs=30
 
 $MEDBENCH leaderboard --results "$RESULTS" --out "$OUT" || status=1
