@@ -309,6 +309,7 @@ class _Run:
         self.val_seconds = 0.0
         self.finished = False
         self.history: list[dict[str, Any]] = []
+        self.best_state: dict[str, torch.Tensor] | None = None  # best weights not yet on disk
 
     # -- start / resume --
 
@@ -395,7 +396,8 @@ class _Run:
                 "lr": self.optimizer.param_groups[0]["lr"],
             }
             self.history.append(info)
-            self.save_checkpoint()
+            if stop or epoch % self.config.checkpoint_every == 0:
+                self.save_checkpoint()
             self.report(info, improved, out_of_time and epoch < epochs)
             if self.ctx.on_epoch is not None:
                 self.ctx.on_epoch(dict(info))
@@ -405,8 +407,9 @@ class _Run:
         return self.sub.validation_metric(self.task, self.val.targets, predictions)
 
     def keep_best(self, epoch: int, metric: float | None) -> bool:
-        """Write best.pt when ``metric`` beats the best so far; until a finite metric exists, the
-        latest weights stand in (no validation set, or an undefined metric)."""
+        """Keep the weights when ``metric`` beats the best so far; until a finite metric exists,
+        the latest weights stand in (no validation set, or an undefined metric). They reach
+        best.pt with the next checkpoint, so best.pt and checkpoint.pt always agree."""
         finite = metric is not None and math.isfinite(metric)
         better = finite and (
             self.best is None
@@ -415,10 +418,15 @@ class _Run:
         if better:
             self.best, self.best_epoch = float(metric), epoch
         if better or self.best is None:
-            T.save_atomic(T.state_dict_cpu(self.model), self.workdir / T.BEST)
+            self.best_state = T.state_dict_cpu(self.model)
         return bool(better)
 
     def save_checkpoint(self) -> None:
+        """best.pt first, then checkpoint.pt: a kill between the two leaves a best.pt no older
+        than the checkpoint's best epoch, which a resume then improves on or keeps."""
+        if self.best_state is not None:
+            T.save_atomic(self.best_state, self.workdir / T.BEST)
+            self.best_state = None
         T.save_atomic(
             {
                 "model": T.state_dict_cpu(self.model),

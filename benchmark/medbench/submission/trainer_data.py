@@ -137,7 +137,7 @@ def seed_worker(worker_id: int) -> None:
 
 
 def default_workers(device: torch.device) -> int:
-    return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 def make_loader(

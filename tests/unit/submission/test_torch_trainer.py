@@ -234,11 +234,11 @@ DET_TRAIN = {"epochs": 2, "batch_size": 8}
 
 
 def _fit_predict(
-    toy, workdir: Path, *, seed: int = 0, resume: bool = False, on_epoch=None
+    toy, workdir: Path, *, seed: int = 0, resume: bool = False, on_epoch=None, train=None
 ) -> np.ndarray:
     data = toy["toy-anatomy"]
     task = _task("toy-anatomy")
-    ctx = _ctx(workdir, DET_TRAIN, seed=seed, resume=resume, on_epoch=on_epoch)
+    ctx = _ctx(workdir, train or DET_TRAIN, seed=seed, resume=resume, on_epoch=on_epoch)
     sub = TinySegAugmented()
     sub.fit(task, _subset(data["train"], 48), _subset(data["val"], 16), ctx)
     return sub.predict(task, _unlabelled(_subset(data["test"], 16)), ctx)
@@ -270,6 +270,39 @@ def test_a_resumed_run_ends_as_the_uninterrupted_one(toy, reference_run, tmp_pat
     )
     assert seen == [2]  # epoch 1 was not trained again
     assert np.array_equal(resumed, reference_run)
+
+
+def test_checkpoint_every_n_epochs_and_a_resume_from_the_last_one(toy, tmp_path):
+    # 3 epochs, checkpoint every 2: written after epochs 2 and 3 only. A run killed in epoch 2's
+    # callback (after its checkpoint) resumes at epoch 3; one killed at epoch 1 starts over.
+    train = {**DET_TRAIN, "epochs": 3, "checkpoint_every": 2}
+    written: list[int | None] = []
+
+    def watch(info: dict) -> None:
+        path = tmp_path / "full" / "checkpoint.pt"
+        written.append(torch.load(path, weights_only=True)["epoch"] if path.is_file() else None)
+
+    full = _fit_predict(toy, tmp_path / "full", train=train, on_epoch=watch)
+    assert written == [None, 2, 3]
+    assert (tmp_path / "full" / "best.pt").is_file()
+
+    def interrupt_at(n: int):
+        def hook(info: dict) -> None:
+            if info["epoch"] == n:
+                raise _Interrupt
+
+        return hook
+
+    for killed_at, replayed in ((2, [3]), (1, [1, 2, 3])):
+        workdir = tmp_path / f"killed-{killed_at}"
+        with pytest.raises(_Interrupt):
+            _fit_predict(toy, workdir, train=train, on_epoch=interrupt_at(killed_at))
+        seen: list[int] = []
+        resumed = _fit_predict(
+            toy, workdir, train=train, resume=True, on_epoch=lambda i, s=seen: s.append(i["epoch"])
+        )
+        assert seen == replayed
+        assert np.array_equal(resumed, full)
 
 
 def test_dataloader_workers_do_not_change_the_result(toy, reference_run, tmp_path):
