@@ -1,0 +1,99 @@
+"""``scripts/reference.sh``: which runs each mode asks for, with a stand-in ``medbench`` command
+(``MEDBENCH``) that logs its arguments instead of training."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "reference.sh"
+
+
+def _reference(tmp_path: Path, mode: str | None, *, available: list[str], fail: str = "") -> tuple:
+    log = tmp_path / "calls.jsonl"
+    fake = tmp_path / "medbench"
+    tasks = json.dumps([{"name": t, "data": "available"} for t in available])
+    fake.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, sys\n"
+        f"if sys.argv[1:3] == ['tasks', '--format']: print({tasks!r}); sys.exit(0)\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"sys.exit(1 if {fail!r} and {fail!r} in sys.argv else 0)\n"
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "MEDBENCH": str(fake), "OUT": str(tmp_path / "out")}
+    args = ["bash", str(SCRIPT)] + ([mode] if mode else [])
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return proc, calls
+
+
+def _runs(calls: list[list[str]]) -> dict[tuple[str, str], list[str]]:
+    """(submission, task) -> the rest of its `run` arguments."""
+    out = {}
+    for call in calls:
+        if call[0] == "run":
+            task = call[call.index("--task") + 1]
+            out[(Path(call[1]).name, task)] = call[2:]
+    return out
+
+
+def _value(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def _sets(args: list[str]) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+
+
+def test_gpu_mode_runs_torch_entries_on_cuda_and_the_rest_on_the_cpu(tmp_path):
+    proc, calls = _reference(tmp_path, None, available=["toy-anatomy", "jsrt-anatomy"])
+    assert proc.returncode == 0, proc.stderr
+    runs = _runs(calls)
+    assert set(runs) == {
+        ("dummy", "toy-anatomy"),
+        ("dummy", "jsrt-anatomy"),
+        ("unet", "toy-anatomy"),
+        ("unet", "jsrt-anatomy"),
+    }  # tasks without data are skipped, and lbp-svm enters neither task
+    assert _value(runs[("unet", "jsrt-anatomy")], "--device") == "cuda"
+    assert _sets(runs[("unet", "jsrt-anatomy")]) == ["epochs=150", "checkpoint_every=25"]
+    assert _value(runs[("dummy", "jsrt-anatomy")], "--device") == "cpu"
+    assert calls[-1][0] == "leaderboard"  # after every run
+    assert "skip cnn/messidor2-referable: no data" in proc.stdout
+
+
+def test_cpu_mode_uses_the_cpu_overrides(tmp_path):
+    proc, calls = _reference(tmp_path, "--cpu", available=["jsrt-anatomy", "messidor2-referable"])
+    assert proc.returncode == 0, proc.stderr
+    runs = _runs(calls)
+    assert _value(runs[("unet", "jsrt-anatomy")], "--device") == "cpu"
+    assert _sets(runs[("unet", "jsrt-anatomy")]) == ["base_width=16", "epochs=60"]
+    assert _sets(runs[("cnn", "messidor2-referable")]) == ["epochs=30", "image_size=224"]
+    assert _sets(runs[("lbp-svm", "messidor2-referable")]) == []
+    results = _value(runs[("unet", "jsrt-anatomy")], "--results-dir")
+    assert results == str(tmp_path / "out" / "results")
+
+
+@pytest.mark.parametrize("mode", [None, "--cpu"])
+def test_a_failed_run_fails_the_script_after_the_others_ran(tmp_path, mode):
+    proc, calls = _reference(
+        tmp_path, mode, available=["toy-anatomy", "toy-lesions"], fail="submissions/dummy"
+    )
+    assert proc.returncode == 1
+    ran = {k[0] for k in _runs(calls)}
+    assert ran == {"dummy", "lbp-svm", "unet", "cnn"}
+    assert calls[-1][0] == "leaderboard"
+
+
+def test_quick_mode_trains_one_epoch(tmp_path):
+    proc, calls = _reference(tmp_path, "--quick", available=["toy-lesions"])
+    assert proc.returncode == 0, proc.stderr
+    for args in _runs(calls).values():
+        assert _sets(args) == ["epochs=1"], shlex.join(args)
