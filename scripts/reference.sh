@@ -69,7 +69,7 @@ torch_entries() {
   run unet toy-anatomy
   run unet jsrt-anatomy --gpu "epochs=150 checkpoint_every=25" --cpu "base_width=16 epochs=60"
   run unet isbi2012-membranes --gpu "epochs=600 checkpoint_every=50" --cpu "base_width=16 epochs=400"
-  run unet dsb2018-nuclei --gpu "epochs=100 val_every=5 checkpoint_every=10" --cpu "base_width=16 epochs=40"
+  run unet dsb2018-nuclei --gpu "epochs=100 val_every=5 checkpoint_every=10" --cpu "base_width=16 epochs=80 val_every=2"
   run cnn toy-lesions
   run cnn retinamnist --gpu "checkpoint_every=10" --cpu "epochs=30"
   run cnn jsrt-nodule --gpu "checkpoint_every=10" --cpu "epochs=30"
