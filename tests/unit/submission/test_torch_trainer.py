@@ -151,6 +151,16 @@ class _Interrupt(Exception):
     pass
 
 
+def _interrupt_at(epoch: int):
+    """An ``on_epoch`` callback that stops the fit after ``epoch`` (its checkpoint, if any, written)."""
+
+    def hook(info: dict) -> None:
+        if info["epoch"] == epoch:
+            raise _Interrupt
+
+    return hook
+
+
 # --- segmentation --------------------------------------------------------------------------------
 
 SEG_TRAIN = {"epochs": 6, "batch_size": 8, "lr": 3e-3}
@@ -257,12 +267,8 @@ def test_same_seed_on_cpu_gives_identical_predictions(toy, reference_run, tmp_pa
 
 
 def test_a_resumed_run_ends_as_the_uninterrupted_one(toy, reference_run, tmp_path):
-    def interrupt(info: dict) -> None:
-        if info["epoch"] == 1:
-            raise _Interrupt
-
     with pytest.raises(_Interrupt):
-        _fit_predict(toy, tmp_path, on_epoch=interrupt)
+        _fit_predict(toy, tmp_path, on_epoch=_interrupt_at(1))
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
     seen: list[int] = []
     resumed = _fit_predict(
@@ -286,17 +292,10 @@ def test_checkpoint_every_n_epochs_and_a_resume_from_the_last_one(toy, tmp_path)
     assert written == [None, 2, 3]
     assert (tmp_path / "full" / "best.pt").is_file()
 
-    def interrupt_at(n: int):
-        def hook(info: dict) -> None:
-            if info["epoch"] == n:
-                raise _Interrupt
-
-        return hook
-
     for killed_at, replayed in ((2, [3]), (1, [1, 2, 3])):
         workdir = tmp_path / f"killed-{killed_at}"
         with pytest.raises(_Interrupt):
-            _fit_predict(toy, workdir, train=train, on_epoch=interrupt_at(killed_at))
+            _fit_predict(toy, workdir, train=train, on_epoch=_interrupt_at(killed_at))
         seen: list[int] = []
         resumed = _fit_predict(
             toy, workdir, train=train, resume=True, on_epoch=lambda i, s=seen: s.append(i["epoch"])
