@@ -1,15 +1,20 @@
 """The child process of a run: load the submission, fit, predict, write predictions. Nothing else.
 
-Started by the runner as ``python -m medbench.child JOB.json``. It receives the paths of the
-train and validation splits (with labels) and of a copy of the test images made for this run;
-it never opens the test labels. Progress goes to stdout as ``MEDBENCH_EVENT {json}`` lines.
+Started by the runner (inside the sandbox, see :mod:`medbench.sandbox`) as
+``python -P -m medbench.child JOB.json``. The job names the snapshot of the submission, the
+effective ``[train]`` table, and for each split the files of its arrays and its case table of
+opaque ids (test: images only, in a shuffled order). The child never has the test labels: they are
+not in its file system. Progress goes to stdout as ``MEDBENCH_EVENT {json}`` lines.
+
+Everything the child writes (predictions, ``child-result.json``, ``child-error.json``, its log) is
+data the parent checks, never state it trusts: the submission's code runs in this process and can
+write anything.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import sys
 import time
@@ -19,6 +24,8 @@ from typing import Any
 import numpy as np
 
 EVENT = "MEDBENCH_EVENT "
+RESULT = "child-result.json"
+ERROR = "child-error.json"
 
 
 def emit(kind: str, **data: Any) -> None:
@@ -26,20 +33,21 @@ def emit(kind: str, **data: Any) -> None:
     sys.stdout.flush()
 
 
-def _dataset(folder: str, *, labelled: bool):
+def _dataset(split: dict[str, Any]):
+    """A Dataset from the job's description of one split: its case table and array files."""
     import pandas as pd
 
-    from medbench.data.arrays import load_array
+    from medbench.data.arrays import load_array_files
     from medbench.submission.api import Dataset
 
-    path = Path(folder)
-    ids = tuple(pd.read_csv(path / "cases.csv", dtype=str, keep_default_na=False)["case_id"])
-    images = load_array(path, "images")
-    return Dataset(images, ids, load_array(path, "targets") if labelled else None)
+    ids = tuple(pd.read_csv(split["cases"], dtype=str, keep_default_na=False)["case_id"])
+    images = load_array_files(split["images"])
+    targets = load_array_files(split["targets"]) if split.get("targets") else None
+    return Dataset(images, ids, targets)
 
 
 def in_memory(images):
-    """A copy detached from its file: the submission predicts on val without a path into the cache."""
+    """A copy detached from its file: the submission predicts on val from memory."""
     from medbench.data.arrays import Ragged
 
     if isinstance(images, Ragged):
@@ -54,10 +62,23 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
+def _write_predictions(target: Path, case_ids, predictions) -> None:
     from medbench.data.files import atomic_path
     from medbench.errors import MedbenchError
     from medbench.predictions import to_npz_dict
+
+    arrays = to_npz_dict(case_ids, predictions)
+    try:
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+    except OSError as exc:  # a full disk, a read-only folder: the harness's problem, said so
+        raise MedbenchError(
+            f"cannot write the predictions file {target}: {exc.strerror or exc}"
+        ) from None
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from medbench.submission.api import Dataset, RunContext, TaskInfo
     from medbench.submission.loader import load_entry, read_manifest
     from medbench.tasks import get_task
@@ -67,9 +88,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     submission = load_entry(manifest)
     seed_everything(job["seed"])
     spec = get_task(job["task"])
-    train_table = manifest.train_for(spec.name)
-    train_table.update(job.get("train_overrides", {}))
-    task = TaskInfo.from_spec(spec, train_table)
+    task = TaskInfo.from_spec(spec, job["train"])
     logger = logging.getLogger("medbench.submission")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
     workdir = Path(job["workdir"])
@@ -84,9 +103,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         resume=job.get("resume", False),
         on_epoch=lambda info: emit("epoch", **info),
     )
-    train = _dataset(job["train"], labelled=True)
-    val = _dataset(job["val"], labelled=True)
-    test = _dataset(job["test"], labelled=False)
+    train = _dataset(job["inputs"]["train"])
+    val = _dataset(job["inputs"]["val"])
+    test = _dataset(job["inputs"]["test"])
     emit("fit", n_train=len(train), n_val=len(val))
     t0 = time.perf_counter()
     submission.fit(task, train, val, ctx)
@@ -96,25 +115,14 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     test_pred = submission.predict(task, test, ctx)
     predict_s = time.perf_counter() - t0
     # Validation predictions choose operating points; the submission sees val images only here.
-    val_images = in_memory(val.images)
-    val_pred = submission.predict(task, Dataset(val_images, val.case_ids), ctx)
+    val_pred = submission.predict(task, Dataset(in_memory(val.images), val.case_ids), ctx)
     out = Path(job["output"])
-    for name, ids, pred in (("test", test.case_ids, test_pred), ("val", val.case_ids, val_pred)):
-        arrays = to_npz_dict(ids, pred)
-        target = out / f"predictions-{name}.npz"
-        try:
-            with atomic_path(target) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, **arrays)
-        except OSError as exc:  # a full disk, a read-only folder: the harness's problem, said so
-            raise MedbenchError(
-                f"cannot write the predictions file {target}: {exc.strerror or exc}"
-            ) from None
-    info = {
+    _write_predictions(out / "predictions-test.npz", test.case_ids, test_pred)
+    _write_predictions(out / "predictions-val.npz", val.case_ids, val_pred)
+    info: dict[str, Any] = {
         "fit_s": fit_s,
         "predict_s": predict_s,
         "child_s": time.perf_counter() - started,
-        "device": job["device"],
         "device_name": job["device"],
         "peak_gpu_memory_mb": None,
     }
@@ -130,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(argv[0]).read_text())
-    os.environ.setdefault("PYTHONHASHSEED", str(job["seed"]))
     try:
         info = run_job(job)
     except BaseException as exc:
@@ -140,15 +147,15 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
         write_json_atomic(
-            Path(job["output"]) / "child-error.json",
+            Path(job["output"]) / ERROR,
             {
                 "type": type(exc).__name__,
-                "message": str(exc),
+                "message": str(exc)[:4000],
                 "medbench_error": isinstance(exc, MedbenchError),
             },
         )
         return 3
-    write_json_atomic(Path(job["output"]) / "child-result.json", info)
+    write_json_atomic(Path(job["output"]) / RESULT, info)
     return 0
 
 

@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medbench import __version__
-from medbench.errors import MedbenchError
+from medbench.errors import Interrupted, MedbenchError
 
 app = typer.Typer(
     name="medbench",
@@ -36,6 +36,13 @@ app.add_typer(data_app, name="data")
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+STATE_COLOURS = {  # of a task's data (medbench tasks, medbench data status)
+    "prepared": "green",
+    "available": "cyan",
+    "generated": "green",
+    "absent": "yellow",
+    "damaged": "red",
+}
 
 
 def one_line(message: object) -> str:
@@ -139,7 +146,6 @@ def tasks_command(
     table.add_column("name", no_wrap=True)  # names are typed back in: never cut them
     for column in ("kind", "classes", "input", "primary metric", "data"):
         table.add_column(column, overflow="fold")
-    colours = {"prepared": "green", "available": "cyan", "generated": "green", "absent": "yellow"}
     for r in rows:
         arrow = "↑" if r["higher_is_better"] else "↓"
         table.add_row(
@@ -148,7 +154,7 @@ def tasks_command(
             ", ".join(r["classes"]),
             r["input"],
             f"{r['primary_metric']} {arrow}",
-            f"[{colours[r['data']]}]{r['data']}[/]",
+            f"[{STATE_COLOURS[r['data']]}]{r['data']}[/]",
         )
     console.print(table)
 
@@ -176,9 +182,8 @@ def data_status(
     table.add_column("task")
     table.add_column("state")
     table.add_column("detail", overflow="fold")
-    colours = {"prepared": "green", "available": "cyan", "generated": "green", "absent": "yellow"}
     for s in statuses:
-        table.add_row(s.task, f"[{colours[s.state]}]{s.state}[/]", s.detail)
+        table.add_row(s.task, f"[{STATE_COLOURS[s.state]}]{s.state}[/]", s.detail)
     console.print(table)
 
 
@@ -374,8 +379,23 @@ def run_command(
         ),
     ] = None,
     memory_limit: Annotated[
-        int | None, typer.Option("--memory-limit", help="Address-space limit of the child, MiB.")
+        int | None,
+        typer.Option(
+            "--memory-limit",
+            help="Memory limit of the run's whole process tree, MiB (a cgroup where the system allows one).",
+        ),
     ] = None,
+    isolation: Annotated[
+        str | None,
+        typer.Option(
+            "--isolation",
+            help="sandbox (bubblewrap; the default where it works) or none (marked on the leaderboard).",
+        ),
+    ] = None,
+    max_submission_mb: Annotated[
+        float,
+        typer.Option("--max-submission-mb", help="Largest submission folder to snapshot, MiB."),
+    ] = 256.0,
     executor: Annotated[str, typer.Option("--executor", help="local, process or ray.")] = "local",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel runs (process/ray).")] = 1,
     address: Annotated[
@@ -392,8 +412,11 @@ def run_command(
     """Train and evaluate submissions on their tasks; write a result record per run."""
     from medbench.executors import get_executor
     from medbench.runner import RunOptions, plan
+    from medbench.sandbox import resolve_isolation
+    from medbench.supervise import clear_stop, stop_exit_code, stop_on_signals
 
     runs = plan(paths, task or (), seed or [0])
+    mode, warning = resolve_isolation(isolation)
     options = RunOptions(
         device=device,
         timeout=timeout,
@@ -403,7 +426,13 @@ def run_command(
         memory_limit_mb=memory_limit,
         train_overrides=parse_overrides(set_ or [], epochs),
         threads=threads,
+        isolation=mode,
+        max_submission_mb=max_submission_mb,
     )
+    if results_dir.exists() and not results_dir.is_dir():
+        raise MedbenchError(f"--results-dir {results_dir} is a file, not a folder")
+    if warning:
+        err_console.print(styled("warning:", "bold yellow", f" {warning}"), soft_wrap=True)
     console.print(
         f"{len(runs)} run(s): "
         + ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs)
@@ -430,7 +459,22 @@ def run_command(
                     ),
                 )
 
-        outcomes = get_executor(executor, jobs=jobs, address=address).run(runs, options, on_event)
+        chosen = get_executor(executor, jobs=jobs, address=address)
+        clear_stop()
+        try:
+            with stop_on_signals():
+                outcomes = chosen.run(runs, options, on_event)
+        except Interrupted as exc:
+            err_console.print(
+                styled(
+                    "interrupted:",
+                    "bold red",
+                    f" {one_line(exc)}; the run in progress was killed with its whole process "
+                    "tree and no record was written for it (finished runs keep theirs)",
+                ),
+                soft_wrap=True,
+            )
+            raise typer.Exit(stop_exit_code()) from None
     failed = 0
     for o in outcomes:
         name = f"{o.run.submission.name}/{o.run.task}/seed{o.run.seed}"

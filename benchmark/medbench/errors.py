@@ -49,3 +49,7 @@ class SubmissionError(MedbenchError):
 
 class RecordError(MedbenchError):
     """A result record that is unreadable, invalid or tampered with."""
+
+
+class Interrupted(MedbenchError):
+    """A stop was requested (SIGINT, SIGTERM, SIGHUP): runs were killed, no record written."""

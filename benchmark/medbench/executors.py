@@ -13,12 +13,15 @@ records are sealed and written by the driver only, so results folders never need
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
-from medbench.errors import MedbenchError
+from medbench.errors import Interrupted, MedbenchError
 from medbench.runner import (
     Event,
     Outcome,
@@ -29,14 +32,19 @@ from medbench.runner import (
     default_device,
     write_outcome,
 )
+from medbench.supervise import check_stop, request_stop, stop_reason
 
 
 def _guarded(run: Run, options: RunOptions, on_event: Event | None) -> Outcome:
+    """One run; a harness-side error becomes an ``error`` outcome, a stop request propagates."""
     try:
+        check_stop()
         done = already_done(run, options)
         if done is not None:
             return done
         return write_outcome(compute(run, options, on_event))
+    except Interrupted:
+        raise
     except MedbenchError as exc:
         return Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
 
@@ -51,12 +59,20 @@ class LocalExecutor:
 
 
 def visible_gpus() -> list[int]:
-    try:
-        import torch
+    """CUDA device indices this process may use (from CUDA_VISIBLE_DEVICES and /dev/nvidiaN,
+    without importing torch)."""
+    import re
 
-        return list(range(torch.cuda.device_count()))
-    except ImportError:  # pragma: no cover
-        return []
+    present = sorted(
+        int(m.group(1))
+        for p in Path("/dev").glob("nvidia*")
+        if (m := re.fullmatch(r"nvidia(\d+)", p.name))
+    )
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return list(range(len(present)))
+    names = [v for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+    return list(range(min(len(names), len(present))))
 
 
 class ProcessExecutor:
@@ -90,8 +106,16 @@ class ProcessExecutor:
             finally:
                 free.put(gpu)
 
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
             return list(pool.map(one, runs))
+        except BaseException:
+            # Ctrl-C (or a stop request) while runs are going: every worker kills its child.
+            if stop_reason() is None:
+                request_stop("interrupted")
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ray_compute(run: Run, options: RunOptions) -> Outcome:
@@ -148,14 +172,26 @@ class RayExecutor:
             pending[
                 remote.remote(run, replace(options, device="cuda" if wants_gpu else device))
             ] = i
-        for ref, i in pending.items():
-            try:
-                outcome = ray.get(ref)
-            except ray.exceptions.RayError as exc:  # the worker died: the run failed, others go on
-                outcome = Outcome(runs[i], "error", message=f"Ray task failed: {exc}")
-            outcomes[i] = write_outcome(outcome)
-            if on_event:
-                on_event({"event": "done", "task": runs[i].task, "seed": runs[i].seed})
+        waiting = list(pending)
+        try:
+            while waiting:
+                check_stop()
+                ready, waiting = ray.wait(waiting, num_returns=1, timeout=0.2)
+                for ref in ready:
+                    i = pending[ref]
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as exc:  # the worker died: others go on
+                        outcome = Outcome(runs[i], "error", message=f"Ray task failed: {exc}")
+                    outcomes[i] = write_outcome(outcome)
+                    if on_event:
+                        on_event({"event": "done", "task": runs[i].task, "seed": runs[i].seed})
+        except BaseException:
+            # Killing a worker ends its child too: the sandbox dies with its parent.
+            for ref in waiting:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            raise
         return [outcomes[i] for i in range(len(runs))]
 
 

@@ -29,14 +29,29 @@ def _first(items: Sequence[str], n: int = 5) -> str:
     return ", ".join(repr(i) for i in items[:n]) + more
 
 
-def read_predictions(path: str | Path, spec: TaskSpec) -> dict[str, np.ndarray]:
-    """Read a predictions file into ``{case_id: array}``."""
+def read_predictions(
+    path: str | Path,
+    spec: TaskSpec,
+    *,
+    n_cases: int | None = None,
+    shapes: Sequence[tuple[int, ...]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Read a predictions file into ``{case_id: array}``.
+
+    An NPZ is checked before anything is decompressed: at most ``n_cases`` members (when given),
+    each an ``.npy`` array of numbers declaring at most twice the elements one case of ``spec``
+    has (``shapes``: the per-case sizes of native-size tasks), and no more bytes than it declares.
+    So a deflate bomb or an archive of 70,000 members is refused at once, whatever it holds.
+    """
     path = Path(path)
     if not path.is_file():
         raise PredictionError(f"predictions file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return _read_npz(path)
+        most = _max_elements(spec, shapes)
+        # Twice the largest case (and a floor): enough to bound memory, while a prediction of the
+        # wrong shape still reaches validate(), whose message names the shape expected.
+        return _read_npz(path, n_cases, None if most is None else max(2 * most, 1024))
     if suffix == ".csv":
         if spec.kind not in ("binary", "multiclass"):
             raise PredictionError(
@@ -46,6 +61,19 @@ def read_predictions(path: str | Path, spec: TaskSpec) -> dict[str, np.ndarray]:
     raise PredictionError(
         f"predictions file {path} must be .csv or .npz; got {suffix or 'no suffix'!r}"
     )
+
+
+def _max_elements(spec: TaskSpec, shapes: Sequence[tuple[int, ...]] | None) -> int | None:
+    """The most elements one case's prediction may have (None: no bound is known)."""
+    if spec.kind == "binary":
+        return 1
+    if spec.kind == "multiclass":
+        return len(spec.classes)
+    if spec.kind == "multilabel-segmentation" and spec.input.size is not None:
+        return len(spec.classes) * spec.input.size[0] * spec.input.size[1]
+    if shapes:
+        return max(int(np.prod(s)) for s in shapes)
+    return None
 
 
 # What a damaged or hostile NPZ can raise on reading: zipfile's errors (a bad CRC, an unknown
@@ -60,24 +88,71 @@ _NPZ_ERRORS = (
     NotImplementedError,
     RuntimeError,
     MemoryError,
+    SyntaxError,  # numpy parses the header's dict literal
 )
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def _read_npz(path: Path, n_cases: int | None, max_elements: int | None) -> dict[str, np.ndarray]:
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array under an .npz name
-            raise PredictionError(
-                f"{path} holds a single array ({type(data).__name__}), not an NPZ of arrays keyed by case id"
-            )
-        with data:
-            names = list(data.files)
-            dupes = sorted({n for n in names if names.count(n) > 1})
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if n_cases is not None and len(members) > n_cases:
+                raise PredictionError(
+                    f"{path} holds {len(members)} arrays; there are only {n_cases} cases to predict"
+                )
+            seen: set[str] = set()
+            dupes: list[str] = []
+            for info in members:
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise PredictionError(f"{path}: member {name!r} is not an .npy array")
+                key = name[: -len(".npy")]
+                if key in seen:
+                    dupes.append(key)
+                seen.add(key)
             if dupes:  # a zip may hold one name twice; reading would silently keep the last
                 raise PredictionError(f"{path}: case ids listed more than once: {_first(dupes)}")
-            return {key: data[key] for key in names}
+            return {
+                info.filename[: -len(".npy")]: _read_member(archive, info, path, max_elements)
+                for info in members
+            }
+    except PredictionError:
+        raise
     except _NPZ_ERRORS as exc:
         raise PredictionError(f"cannot read {path} as NPZ: {type(exc).__name__}: {exc}") from None
+
+
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, max_elements: int | None
+) -> np.ndarray:
+    """One member, its header checked before its data is decompressed (and then only that much)."""
+    key = info.filename[: -len(".npy")]
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise PredictionError(f"{path}: case {key!r} has an unknown .npy version {version}")
+        if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
+            raise PredictionError(
+                f"{path}: case {key!r} must be an array of numbers; its header declares dtype {dtype}"
+            )
+        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if max_elements is not None and n > max_elements:
+            raise PredictionError(
+                f"{path}: case {key!r} declares shape {shape} ({n} values); one case of this task "
+                f"has at most {max_elements}"
+            )
+        size = n * dtype.itemsize
+        data = f.read(size)
+        if len(data) != size:
+            raise PredictionError(f"{path}: case {key!r} is truncated")
+        if f.read(1):  # and reading to the end checks the member's CRC
+            raise PredictionError(f"{path}: case {key!r} holds more data than its header declares")
+    array = np.frombuffer(data, dtype=dtype)
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 
 def _read_csv(path: Path, spec: TaskSpec) -> dict[str, np.ndarray]:

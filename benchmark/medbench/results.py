@@ -72,6 +72,7 @@ def read_record(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
         raise RecordError(
             f"result record {path} has schema {record['schema']!r}; this medbench reads {SCHEMA!r}"
         )
+    _check_types(record, path)
     if verify:
         found = sha256_bytes(canonical_json(record))
         if found != record["record_sha256"]:
@@ -81,6 +82,45 @@ def read_record(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
                 "was written. Re-run it with `medbench reproduce` instead of editing numbers."
             )
     return record
+
+
+def _check_types(record: dict[str, Any], path: Path) -> None:
+    """The fields the harness reads have the types it expects (a sealed record can still lie)."""
+
+    def bad(field: str, wanted: str) -> RecordError:
+        return RecordError(f"result record {path}: {field} must be {wanted}")
+
+    if record["status"] not in ("ok", "failed"):
+        raise bad("status", "'ok' or 'failed'")
+    if not isinstance(record["seed"], int) or isinstance(record["seed"], bool):
+        raise bad("seed", "an integer")
+    if not isinstance(record["record_sha256"], str):
+        raise bad("record_sha256", "a string")
+    for table, keys in (("task", ("name",)), ("submission", ("name",))):
+        value = record[table]
+        if not isinstance(value, dict):
+            raise bad(table, "an object")
+        for key in keys:
+            if not isinstance(value.get(key), str):
+                raise bad(f"{table}.{key}", "a string")
+    for key in ("metrics", "per_class", "per_case", "operating_points", "train"):
+        if key in record and not isinstance(record[key], dict):
+            raise bad(key, "an object")
+    for key in ("created", "device", "primary_metric"):
+        if key in record and not isinstance(record[key], str):
+            raise bad(key, "a string")
+    for key in ("environment", "isolation", "timings", "predictions"):
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            raise bad(key, "an object")
+    for name, metric in (record.get("metrics") or {}).items():
+        if not isinstance(metric, dict) or not all(
+            metric.get(k) is None or (isinstance(metric.get(k), (int, float)) and not isinstance(metric.get(k), bool))
+            for k in ("value", "ci_low", "ci_high")
+        ):
+            raise bad(f"metrics.{name}", "an object of numbers (value, ci_low, ci_high)")
+    error = record.get("error")
+    if error is not None and not (isinstance(error, dict) and isinstance(error.get("message", ""), str)):
+        raise bad("error", "null or an object with a message")
 
 
 def iter_records(
@@ -124,22 +164,23 @@ def git_commit(path: str | Path = ".") -> str | None:
 
 
 def environment(path: str | Path = ".") -> dict[str, Any]:
-    import numpy
+    """Versions of what ran (read from package metadata: importing torch here would cost seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    env = {
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:  # pragma: no cover - both are dependencies
+            return None
+
+    return {
         "medbench": __version__,
         "python": platform.python_version(),
-        "numpy": numpy.__version__,
+        "numpy": installed("numpy"),
         "platform": platform.platform(terse=True),
         "git_commit": git_commit(path),
+        "torch": installed("torch"),
     }
-    try:
-        import torch
-
-        env["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover - torch is a dependency
-        env["torch"] = None
-    return env
 
 
 def json_safe(value: Any) -> Any:

@@ -27,7 +27,7 @@ from medbench.cli import app
 from medbench.data.prepare import answers_dir, load_prepared, prepare, prepared_dir
 from medbench.errors import MedbenchError, RecordError
 from medbench.results import read_record, record_path, write_record
-from medbench.runner import LOG_LIMIT
+from medbench.supervise import LOG_LIMIT
 from medbench.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -415,11 +415,14 @@ def test_a_full_disk_while_writing_a_record(tmp_path, monkeypatch, previous):
 
 def test_a_full_disk_while_the_child_writes_predictions(tmp_path, monkeypatch):
     from medbench import child
-    from medbench.runner import _failure_reason, _write_test_input
+    from medbench.blinding import Blinding
+    from medbench.runner import _child_outcome, _Layout, _write_inputs
+    from medbench.supervise import ChildExit
 
     prepared = prepare("toy-lesions")
-    test = tmp_path / "input" / "test"
-    _write_test_input(prepared.split("test", with_targets=False), test)
+    inputs, _ = _write_inputs(
+        prepared, tmp_path / "input", Blinding(b"k" * 32), _Layout(sandboxed=False)
+    )
     output = tmp_path / "output"
     output.mkdir()
     job = {
@@ -427,9 +430,8 @@ def test_a_full_disk_while_the_child_writes_predictions(tmp_path, monkeypatch):
         "task": "toy-lesions",
         "seed": 0,
         "device": "cpu",
-        "train": str(prepared.path / "train"),
-        "val": str(prepared.path / "val"),
-        "test": str(test),
+        "train": {},
+        "inputs": inputs,
         "workdir": str(tmp_path / "work"),
         "output": str(output),
     }
@@ -448,7 +450,7 @@ def test_a_full_disk_while_the_child_writes_predictions(tmp_path, monkeypatch):
     # Through the child's entry point, the runner reads the same reason.
     (tmp_path / "job.json").write_text(json.dumps(job))
     assert child.main([str(tmp_path / "job.json")]) == 3
-    reason = _failure_reason(3, output)
+    reason, _ = _child_outcome(ChildExit(3, "", "", None), output)
     assert "No space left on device" in reason and "predictions-test.npz" in reason
     assert not (output / "predictions-test.npz").exists()
 
@@ -511,15 +513,32 @@ def test_a_memory_hog_fails_with_its_reason_under_a_memory_limit(tmp_path):
     assert rec["metrics"] == {}
 
 
-def test_a_submission_writing_into_the_cache_fails_and_the_cache_is_rebuilt(fresh_home, tmp_path):
+def test_a_sandboxed_submission_cannot_write_into_the_cache(fresh_home, tmp_path):
     spec = get_task("toy-lesions")
     before = prepare(spec)
     result = run_cli(str(FIXTURES / "writes-cache"), "--results-dir", str(tmp_path))
     assert result.exit_code == 1
     rec = read_record(record_path(tmp_path, spec.name, "writes-cache", 0))
-    assert rec["status"] == "failed"
+    assert rec["status"] == "failed" and rec["isolation"]["mode"] == "sandbox"
+    # The mount is read-only: the write itself fails, the cache never changes.
+    assert "Read-only file system" in rec["error"]["message"]
+    load_prepared(spec).verify()
+    assert load_prepared(spec).manifest["arrays"] == before.manifest["arrays"]
+
+
+def test_an_unsandboxed_submission_writing_into_the_cache_fails_and_it_is_rebuilt(
+    fresh_home, tmp_path
+):
+    spec = get_task("toy-lesions")
+    before = prepare(spec)
+    result = run_cli(
+        str(FIXTURES / "writes-cache"), "--isolation", "none", "--results-dir", str(tmp_path)
+    )
+    assert result.exit_code == 1
+    rec = read_record(record_path(tmp_path, spec.name, "writes-cache", 0))
+    assert rec["status"] == "failed" and rec["isolation"]["mode"] == "none"
     message = rec["error"]["message"]
-    assert "changed the prepared data cache" in message
+    assert "changed a prepared data cache" in message
     assert str(before.path / "train" / "images.npy") in message
     after = load_prepared(spec)
     after.verify()

@@ -6,7 +6,7 @@ import os
 import time
 
 from medbench.child import EVENT
-from medbench.runner import _ChildOutput
+from medbench.supervise import ChildOutput as _ChildOutput
 
 
 def wait_for(predicate, seconds: float = 10.0) -> bool:

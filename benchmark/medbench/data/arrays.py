@@ -62,6 +62,23 @@ def save_array(folder: Path, name: str, array: np.ndarray | Ragged) -> list[Path
     return [path]
 
 
+def array_files(folder: Path, name: str) -> list[Path]:
+    """The files :func:`save_array` wrote for ``name`` in ``folder`` (empty if none)."""
+    plain = folder / f"{name}.npy"
+    if plain.exists():
+        return [plain]
+    ragged = [folder / f"{name}.data.npy", folder / f"{name}.index.npy"]
+    return ragged if ragged[0].exists() else []
+
+
+def load_array_files(files: Sequence[str | Path]) -> np.ndarray | Ragged:
+    """Memory-map what :func:`array_files` lists: one ``.npy``, or a ragged data + index pair."""
+    if len(files) == 1:
+        return np.load(files[0], mmap_mode="r")
+    data, index = files
+    return Ragged(np.load(data, mmap_mode="r"), np.load(index))
+
+
 def load_array(folder: Path, name: str, *, mmap: bool = True) -> np.ndarray | Ragged | None:
     """Load what :func:`save_array` wrote (read-only memory map by default); None if absent."""
     mode = "r" if mmap else None

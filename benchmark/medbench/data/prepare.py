@@ -10,6 +10,12 @@ Layout of ``$MEDBENCH_HOME/prepared/<task>-v<version>/``::
 and ``$MEDBENCH_HOME/answers/<task>-v<version>/targets.npy``: the test labels, kept out of the
 prepared folder so that nothing a submission is handed (train/val memory maps) sits beside them.
 
+The manifest is sealed with the installation key (:mod:`medbench.keys`), and the task's data hash
+covers the manifest's content (raw file hashes, array hashes, counts, versions): an edited array
+with an edited manifest is refused, never scored under the old data hash. The labels the parent
+scores with (val and test) are read into memory and hashed from those very bytes, so what is
+scored is what was verified (a file changed behind a memory map cannot slip through).
+
 Preparation is atomic (written in a temporary folder, then renamed), so an interrupted prepare
 leaves no half cache. Resizing: images by area averaging (``cv2.INTER_AREA``) when shrinking and
 bilinear when enlarging; masks by area averaging then threshold at 0.5 (nearest when enlarging);
@@ -18,6 +24,7 @@ label maps of native-size tasks are never resized.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -48,11 +55,12 @@ from medbench.data.sources import (
     medbench_home,
 )
 from medbench.errors import ChecksumError, DataError, DataNotFoundError
+from medbench.keys import mac
 from medbench.tasks import TaskSpec, get_task
 from medbench.tasks.spec import SPLITS
 from medbench.tasks.splits import load_split
 
-PREP_VERSION = 2  # bump when this module changes what it writes
+PREP_VERSION = 3  # bump when this module changes what it writes
 
 
 @dataclass(frozen=True)
@@ -76,13 +84,44 @@ class PreparedTask:
     manifest: dict
 
     def split(self, name: str, *, with_targets: bool = True) -> SplitData:
+        """One split; val and test targets are read verified into memory (see the module doc)."""
         folder = self.path / name
         cases = pd.read_csv(folder / "cases.csv", dtype=str, keep_default_na=False)
         images = load_array(folder, "images")
         targets = None
         if with_targets:
-            targets = load_array(answers_dir(self.spec) if name == "test" else folder, "targets")
+            targets = load_array(folder, "targets") if name == "train" else self.targets(name)
         return SplitData(name, tuple(cases["case_id"]), images, targets, cases)
+
+    def file(self, rel: str) -> Path:
+        """Where the manifest's array entry ``rel`` lives (``answers/...`` outside the folder)."""
+        if rel.startswith(ANSWERS + "/"):
+            return answers_dir(self.spec) / rel.split("/", 1)[1]
+        return self.path / rel
+
+    def files(self, split: str, name: str) -> list[Path]:
+        """The array files of ``name`` (images, targets) of ``split``, as listed in the manifest."""
+        prefix = f"{ANSWERS}/" if (split, name) == ("test", "targets") else f"{split}/"
+        wanted = [f"{prefix}{name}.npy", f"{prefix}{name}.data.npy", f"{prefix}{name}.index.npy"]
+        return [self.file(rel) for rel in wanted if rel in self.manifest["arrays"]]
+
+    def targets(self, split: str) -> np.ndarray | Ragged:
+        """``split``'s targets read into memory, each file hashed from the bytes read."""
+        arrays = []
+        for path in self.files(split, "targets"):
+            rel = next(r for r in self.manifest["arrays"] if self.file(r) == path)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise ChecksumError(
+                    f"prepared file {path} cannot be read ({exc.strerror or exc}); run "
+                    f"`medbench data prepare {self.spec.name} --force`"
+                ) from None
+            _check_hash(path, sha256_bytes(data), self.manifest["arrays"][rel], self.spec)
+            arrays.append(np.load(io.BytesIO(data), allow_pickle=False))
+        if not arrays:
+            raise ChecksumError(f"the prepared cache of {self.spec.name!r} lists no {split} targets")
+        return arrays[0] if len(arrays) == 1 else Ragged(arrays[0], arrays[1])
 
     @property
     def data_sha256(self) -> str:
@@ -95,21 +134,33 @@ class PreparedTask:
     def verify(self) -> None:
         """Re-hash every array file; a changed file raises ChecksumError naming it."""
         for rel, expected in self.manifest["arrays"].items():
-            path = (
-                (answers_dir(self.spec) / rel.split("/", 1)[1])
-                if rel.startswith(ANSWERS + "/")
-                else self.path / rel
-            )
+            path = self.file(rel)
             if not path.is_file():
                 raise ChecksumError(
                     f"prepared file {path} is missing; run `medbench data prepare {self.spec.name} --force`"
                 )
-            found = sha256_file(path)
-            if found != expected:
-                raise ChecksumError(
-                    f"prepared file {path} changed after preparation (expected SHA-256 "
-                    f"{expected}, found {found}); run `medbench data prepare {self.spec.name} --force`"
-                )
+            _check_hash(path, sha256_file(path), expected, self.spec)
+
+
+def _check_hash(path: Path, found: str, expected: str, spec: TaskSpec) -> None:
+    if found != expected:
+        raise ChecksumError(
+            f"prepared file {path} changed after preparation (expected SHA-256 "
+            f"{expected}, found {found}); run `medbench data prepare {spec.name} --force`"
+        )
+
+
+def _manifest_seal(manifest: dict) -> str:
+    body = {k: v for k, v in manifest.items() if k != "seal"}
+    return mac("manifest", json.dumps(body, sort_keys=True, separators=(",", ":"))).hex()
+
+
+def data_hash(manifest: dict) -> str:
+    """The data hash of a prepared task: its manifest's content (raw files, arrays, counts,
+    versions), so that no array can change under an unchanged data hash."""
+    keys = ("task", "task_version", "prep_version", "split_sha256", "counts", "raw_files", "arrays")
+    body = {k: manifest.get(k) for k in keys}
+    return sha256_bytes(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
 def prepared_dir(spec: TaskSpec) -> Path:
@@ -136,11 +187,19 @@ def load_prepared(spec: TaskSpec | str) -> PreparedTask | None:
     except (OSError, json.JSONDecodeError):
         return None
     if (
-        manifest.get("prep_version") != PREP_VERSION
+        not isinstance(manifest, dict)
+        or manifest.get("prep_version") != PREP_VERSION
         or manifest.get("task_version") != spec.version
         or manifest.get("split_sha256") != spec.split_sha256
     ):
         return None
+    if manifest.get("seal") != _manifest_seal(manifest) or manifest.get("data_sha256") != data_hash(
+        manifest
+    ):
+        raise ChecksumError(
+            f"the manifest of the prepared cache {manifest_path} was changed after preparation "
+            f"(its seal does not match); run `medbench data prepare {spec.name} --force`"
+        )
     return PreparedTask(spec, path, manifest)
 
 
@@ -318,13 +377,15 @@ def _prepare(spec, from_dir, allow_download, progress, workers) -> PreparedTask:
             "source": {"dataset": spec.dataset, "layout": loc.layout, "root": str(loc.root)},
             "counts": counts,
             "raw_files": raw,
-            # The data hash: raw files when there are any, else (generated data) the arrays.
-            "data_sha256": sha256_bytes(
+            # The hash of the raw files alone (the same on every machine that reads them).
+            "raw_sha256": sha256_bytes(
                 "\n".join(f"{k} {v}" for k, v in sorted((raw or array_hashes).items())).encode()
             ),
             "arrays": array_hashes,
             "seconds": round(time.perf_counter() - started, 3),
         }
+        manifest["data_sha256"] = data_hash(manifest)
+        manifest["seal"] = _manifest_seal(manifest)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         # The answers folder is swapped before the prepared one: retire the old manifest first,
         # so a crash between the two swaps cannot pair the old manifest with the new answers.
@@ -340,7 +401,7 @@ def _prepare(spec, from_dir, allow_download, progress, workers) -> PreparedTask:
 @dataclass(frozen=True)
 class DataStatus:
     task: str
-    state: str  # prepared | available | generated | absent
+    state: str  # prepared | available | generated | absent | damaged
     detail: str
 
 
@@ -348,7 +409,10 @@ def status(spec: TaskSpec | str, *, from_dir: str | Path | None = None) -> DataS
     """Whether a task's data is prepared, available to prepare, or absent (and why)."""
     spec = get_task(spec) if isinstance(spec, str) else spec
     ds = DATASETS.get(spec.dataset)
-    ready = load_prepared(spec)
+    try:
+        ready = load_prepared(spec)
+    except ChecksumError as exc:
+        return DataStatus(spec.name, "damaged", str(exc))
     if ready is not None:
         counts = "/".join(str(ready.manifest["counts"][s]) for s in SPLITS)
         return DataStatus(spec.name, "prepared", f"{counts} train/val/test at {ready.path}")
