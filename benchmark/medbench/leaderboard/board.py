@@ -18,6 +18,7 @@ from medbench.leaderboard.stats import (
     RankIntervals,
     Statistic,
     assign_ranks,
+    check_summaries,
     rank_intervals,
     statistic_for,
 )
@@ -88,6 +89,9 @@ def build_board(task: TaskRecords) -> Board:
     """Rank one task's entries: paired tests against the leader, the tie rule, rank intervals."""
     spec = task.spec
     stat = statistic_for(spec)
+    for entry in task.entries:
+        for record, path in zip(entry.records, entry.files, strict=True):
+            check_summaries(spec, record, path)
     defined = sorted(
         (e for e in task.entries if not math.isnan(e.value(spec.primary_metric))),
         key=lambda e: _sort_key(spec, e),

@@ -51,6 +51,12 @@ class Entry:
     def path(self) -> str:
         return str(self.record["submission"].get("path") or self.name)
 
+    @property
+    def isolation(self) -> str:
+        """``sandbox`` when every run of the entry was sandboxed, else ``none``."""
+        modes = {(r.get("isolation") or {}).get("mode") for r in self.records}
+        return "sandbox" if modes == {"sandbox"} else "none"
+
     def metric(self, name: str) -> dict[str, Any]:
         return self.record.get("metrics", {}).get(name) or {}
 
@@ -138,6 +144,7 @@ def select(spec: TaskSpec, records: list[tuple[Path, Record]]) -> TaskRecords:
             excluded.append(Excluded(path, "split hash differs from the current split file"))
         else:
             current.append((path, rec))
+    current = _drop_duplicates(current, excluded)
     by_name: dict[str, list[tuple[Path, Record]]] = {}
     for path, rec in current:
         by_name.setdefault(rec["submission"]["name"], []).append((path, rec))
@@ -161,6 +168,30 @@ def select(spec: TaskSpec, records: list[tuple[Path, Record]]) -> TaskRecords:
             entries.append(Entry(name, tuple(r for _, r in ok), tuple(p for p, _ in ok)))
     excluded.sort(key=lambda e: str(e.file))
     return TaskRecords(spec, tuple(entries), tuple(failed), tuple(excluded))
+
+
+def _drop_duplicates(
+    records: list[tuple[Path, Record]], excluded: list[Excluded]
+) -> list[tuple[Path, Record]]:
+    """One record per (submission name, content, seed): the same run under two file names
+    (a copy, a rename) counts once. The record at its canonical name wins, else the newest."""
+    groups: dict[tuple[str, str, int], list[tuple[Path, Record]]] = {}
+    for path, rec in records:
+        key = (rec["submission"]["name"], str(rec["submission"].get("content_sha256")), rec["seed"])
+        groups.setdefault(key, []).append((path, rec))
+    kept = []
+    for (name, _, seed), group in groups.items():
+        canonical = f"{name}.seed{seed}.json"
+        best = max(
+            group, key=lambda pr: (pr[0].name == canonical, str(pr[1].get("created", "")), str(pr[0]))
+        )
+        kept.append(best)
+        for path, _ in group:
+            if path != best[0]:
+                excluded.append(
+                    Excluded(path, f"duplicate of {best[0].name} (same submission content and seed)")
+                )
+    return sorted(kept, key=lambda pr: str(pr[0]))
 
 
 def failure_reason(record: Record) -> str:

@@ -84,6 +84,7 @@ def _entry_data(board: Board, row: Row) -> dict[str, Any]:
         "rank_low": row.rank_low,
         "rank_high": row.rank_high,
         "device": e.record.get("device_name") or e.record.get("device"),
+        "isolation": e.isolation,
         "fit_s": rounded(timings.get("fit_s")),
         "records": [str(f.name) for f in e.files],
     }
@@ -208,6 +209,7 @@ def _csv_rows(data: dict[str, Any], others: list[str], classes: list[str]) -> li
             "rank_low": e["rank_low"],
             "rank_high": e["rank_high"],
             "device": e["device"],
+            "isolation": e["isolation"],
             "fit_s": e["fit_s"],
         }
         for m in others:
@@ -252,7 +254,7 @@ def render_csv(board: Board) -> str:
         "status", "rank", "tied", "submission", "seeds", p, f"{p}_ci_low", f"{p}_ci_high",
         f"{p}_n_undefined", f"{p}_seed_mean", f"{p}_seed_sd", "delta_to_leader", "p_raw", "p_holm",
         *others, *(f"{m}_n_undefined" for m in others), *(f"{p}_{c}" for c in classes),
-        *(f"{p}_{c}_n_undefined" for c in classes), "rank_low", "rank_high", "device", "fit_s", "note",
+        *(f"{p}_{c}_n_undefined" for c in classes), "rank_low", "rank_high", "device", "isolation", "fit_s", "note",
     ]  # fmt: skip
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n")

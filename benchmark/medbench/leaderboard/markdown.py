@@ -113,7 +113,7 @@ def render_markdown(
     head += ["Δ to leader", "p vs leader (Holm)"]
     head += [f"{m} {arrow(spec, m)}" for m in others]
     head += [f"{p}: {c}" for c in classes]
-    head += ["rank 95 % interval", "seeds", "device", "train time"]
+    head += ["rank 95 % interval", "seeds", "device", "isolation", "train time"]
     table = [head]
     for e, row in zip(data["entries"], board.rows, strict=True):
         line = [
@@ -129,7 +129,12 @@ def render_markdown(
         line += [undef(num(e["metrics"].get(m)), e["metrics_n_undefined"][m]) for m in others]
         line += [undef(num(e["per_class"].get(c)), e["per_class_n_undefined"][c]) for c in classes]
         line.append("–" if e["rank_low"] is None else f"[{e['rank_low']}, {e['rank_high']}]")
-        line += [", ".join(map(str, e["seeds"])), cell(e["device"] or "–"), duration(e["fit_s"])]
+        line += [
+            ", ".join(map(str, e["seeds"])),
+            cell(e["device"] or "–"),
+            e["isolation"] if e["isolation"] == "sandbox" else f"**{e['isolation']}** ⚠",
+            duration(e["fit_s"]),
+        ]
         table.append(line)
     for a in data["anchors"]:
         line = [
@@ -141,7 +146,7 @@ def render_markdown(
         line += ["", ""]
         line += [f"*{num(a['metrics'][m])}*" if m in a["metrics"] else "" for m in others]
         line += [f"*{num(a['per_class'][c])}*" if c in a["per_class"] else "" for c in classes]
-        line += ["", "", "", ""]
+        line += ["", "", "", "", ""]
         table.append(line)
     if data["entries"]:
         lines += _table(table)
@@ -256,6 +261,10 @@ def _footnotes(board: Board, data: dict[str, Any], multi_seed: bool) -> list[str
         f"- **Rank 95 % interval**: {N_RANK} bootstrap resamples of the test cases (seed {SEED}); each "
         "entry's primary metric is recomputed on each resample and the entries ranked; the interval holds "
         "the central 95 % of an entry's ranks (Wiesenfarth et al. 2021, challengeR).",
+        "- **Isolation**: `sandbox`: the run's code ran in medbench's sandbox (bubblewrap: no test labels, "
+        "no network, nothing of the scoring side in its file system, opaque case ids). **none** ⚠: it did "
+        "not (`--isolation none`, or a record made before medbench recorded isolation), so nothing but "
+        "trust in the submitter kept its code from the test labels.",
     ]
     if data["anchors"]:
         notes.append(

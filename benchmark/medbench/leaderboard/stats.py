@@ -13,7 +13,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from medbench import metrics as M
-from medbench.errors import RecordError
+from medbench.errors import MedbenchError, RecordError
 from medbench.leaderboard.entries import Cases
 from medbench.tasks import TaskSpec
 
@@ -136,6 +136,66 @@ def statistic_for(spec: TaskSpec, metric: str | None = None) -> Statistic:
             "from per-case scores"
         )
     return Statistic(metric, hib, whole=whole)
+
+
+def record_cases(record: dict) -> Cases:
+    """A record's per-case scores as columns (``case_id`` left out)."""
+    per_case = record.get("per_case") or {}
+    out = {}
+    for column, values in per_case.items():
+        if column == "case_id" or not isinstance(values, list):
+            continue
+        out[column] = np.array([np.nan if v is None else v for v in values], np.float64)
+    return out
+
+
+def _same(recorded: object, recomputed: float) -> bool:
+    if recorded is None:
+        return math.isnan(recomputed)
+    if not isinstance(recorded, (int, float)) or math.isnan(recomputed):
+        return False
+    return math.isclose(float(recorded), recomputed, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def check_summaries(spec: TaskSpec, record: dict, path: object) -> None:
+    """Refuse a record whose summary values are not what its own per-case scores give.
+
+    Every summary metric the leaderboard can recompute, and every per-class value with a
+    per-case column (``dice_lungs``...), is recomputed from the published per-case scores. So a
+    number on the board is always the number its per-case data (and CI, tests, ranks) stand for.
+    """
+    cases = record_cases(record)
+    if not cases:
+        raise RecordError(f"result record {path} has no per-case scores")
+    lengths = {len(v) for v in cases.values()}
+    if len(lengths) != 1 or len(record["per_case"].get("case_id") or []) not in lengths:
+        raise RecordError(f"result record {path}: its per-case columns differ in length")
+    for metric, entry in (record.get("metrics") or {}).items():
+        try:
+            stat = statistic_for(spec, metric)
+        except (RecordError, KeyError, MedbenchError):
+            continue  # a metric the board never shows from per-case data
+        try:
+            value = stat(cases)
+        except RecordError:
+            raise RecordError(f"result record {path}: no per-case data for {metric!r}") from None
+        if not _same(entry.get("value"), value):
+            raise RecordError(
+                f"result record {path}: its {metric} is {entry.get('value')!r}, but its per-case "
+                f"scores give {value!r}; the record was not made by medbench as it stands"
+            )
+    for cls, metrics in (record.get("per_class") or {}).items():
+        for metric, entry in (metrics or {}).items():
+            column = f"{metric}_{cls}"
+            if column not in cases or not isinstance(entry, dict):
+                continue
+            values = cases[column]
+            value = float(np.nanmean(values)) if (~np.isnan(values)).any() else float("nan")
+            if not _same(entry.get("value"), value):
+                raise RecordError(
+                    f"result record {path}: its {metric} of {cls!r} is {entry.get('value')!r}, "
+                    f"but its per-case scores give {value!r}"
+                )
 
 
 # --- paired comparisons --------------------------------------------------------------------------
