@@ -23,3 +23,18 @@ def fake_isbi_mirror(root: Path, *, size: int = 32, seed: int = 3) -> Path:
                 values = rng.choice([0, 255], (size, size))
             Image.fromarray(values.astype(np.uint8)).save(folder / f"{i}.png")
     return root
+
+
+TB_FOLDERS = {"CHNCXR": "ChinaSet_AllFiles/CXR_png", "MCUCXR": "MontgomerySet/CXR_png"}
+
+
+def fake_tb_tree(root: Path, names: list[str], *, size: tuple[int, int] = (32, 40)) -> Path:
+    """Stand-in NLM TB archives: ``root/ChinaSet_AllFiles/CXR_png/CHNCXR_####_<label>.png`` and
+    ``root/MontgomerySet/CXR_png/MCUCXR_####_<label>.png``, random grey images. Returns ``root``."""
+    rng = np.random.default_rng(2)
+    for name in names:
+        grey = rng.integers(0, 256, size=size, dtype=np.uint8)
+        path = root / TB_FOLDERS[name[:6]] / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grey).save(path)
+    return root

@@ -37,7 +37,10 @@ class Blinding:
     def ids(self, split: str, case_ids: Sequence[str]) -> tuple[str, ...]:
         """Opaque ids for ``case_ids`` of ``split``, in the same order."""
         out = tuple(
-            "c" + hashlib.blake2b(c.encode(), key=self.key, digest_size=ID_HEX // 2, person=split.encode()[:16]).hexdigest()
+            "c"
+            + hashlib.blake2b(
+                c.encode(), key=self.key, digest_size=ID_HEX // 2, person=split.encode()[:16]
+            ).hexdigest()
             for c in case_ids
         )
         if len(set(out)) != len(out):  # pragma: no cover - 2**-64 per pair
@@ -46,7 +49,9 @@ class Blinding:
 
     def order(self, split: str, n: int) -> np.ndarray:
         """The permutation in which ``split``'s ``n`` cases are handed to the submission."""
-        seed = int.from_bytes(hashlib.blake2b(self.key, person=b"order-" + split.encode()[:10]).digest()[:8], "big")
+        seed = int.from_bytes(
+            hashlib.blake2b(self.key, person=b"order-" + split.encode()[:10]).digest()[:8], "big"
+        )
         return np.random.default_rng(seed).permutation(n)
 
 

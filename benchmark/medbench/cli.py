@@ -45,15 +45,21 @@ STATE_COLOURS = {  # of a task's data (medbench tasks, medbench data status)
 }
 
 
+def printable(text: object) -> str:
+    """``text`` with undecodable bytes of file names (surrogate escapes) shown as ``\\udcff``:
+    printed as they are, they would raise UnicodeEncodeError instead of an error line."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def one_line(message: object) -> str:
     """``message`` on one line: a parser's trailing newline must not split an error line."""
-    return " ".join(str(message).splitlines()).strip()
+    return " ".join(printable(message).splitlines()).strip()
 
 
 def styled(label: str, style: str, text: str) -> Text:
     """``label`` in ``style``, then ``text`` as literal text: a path or a ``[train]`` in a message
     is not rich markup (as markup it would vanish, or raise MarkupError)."""
-    return Text.assemble((label, style), text)
+    return Text.assemble((label, style), printable(text))
 
 
 def reports_errors(func: F) -> F:
@@ -277,9 +283,15 @@ def score_command(
     if split not in ("test", "val"):
         raise MedbenchError(f"--split must be test or val; got {split!r}")
     prepared = prepare(spec)
+    prepared.verify()  # the labels scored against are the labels prepared, as in `medbench run`
     truth = prepared.split(split)
     shapes = truth.targets.shapes() if isinstance(truth.targets, Ragged) else None
-    preds = validate(spec, read_predictions(predictions, spec), truth.case_ids, shapes=shapes)
+    preds = validate(
+        spec,
+        read_predictions(predictions, spec, n_cases=len(truth.case_ids), shapes=shapes),
+        truth.case_ids,
+        shapes=shapes,
+    )
     val = None
     if val_predictions is not None:
         if spec.kind != "binary":
@@ -287,7 +299,11 @@ def score_command(
         v = prepared.split("val")
         val = (
             np.asarray(v.targets),
-            validate(spec, read_predictions(val_predictions, spec), v.case_ids),
+            validate(
+                spec,
+                read_predictions(val_predictions, spec, n_cases=len(v.case_ids)),
+                v.case_ids,
+            ),
         )
     targets = (
         list(truth.targets) if isinstance(truth.targets, Ragged) else np.asarray(truth.targets)
@@ -434,8 +450,12 @@ def run_command(
     if warning:
         err_console.print(styled("warning:", "bold yellow", f" {warning}"), soft_wrap=True)
     console.print(
-        f"{len(runs)} run(s): "
-        + ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs)
+        Text(
+            printable(
+                f"{len(runs)} run(s): "
+                + ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs)
+            )
+        )
     )
     with progress_bar(quiet) as bar:
         jobs_by_run: dict = {}
@@ -567,12 +587,36 @@ def leaderboard_command(
     for t in task or []:
         get_task(t)
     files = publish(results, out, tasks=task or None, format=format)
-    if not files:
-        raise MedbenchError(
-            f"no result records under {results}; run `medbench run submissions/<name>` first"
-        )
     for f in files:
         console.print(f"wrote {f}")
+
+
+# --- verify --------------------------------------------------------------------------------------
+
+
+@app.command("verify")
+@reports_errors
+def verify_command(
+    records: Annotated[list[Path], typer.Argument(help="Result records, or folders of them.")],
+) -> None:
+    """Re-score records' saved predictions against the local answers; report any difference."""
+    from medbench.verify import verify_records
+
+    colours = {
+        "verified": "green",
+        "differs": "bold red",
+        "unverifiable": "yellow",
+        "not-scored": "dim",
+    }
+    results = verify_records(records)
+    for r in results:
+        console.print(
+            styled(f"{r.status:<12}", colours[r.status], f" {r.path}: {one_line(r.detail)}"),
+            soft_wrap=True,
+        )
+    bad = [r for r in results if r.status in ("differs", "unverifiable")]
+    if bad:
+        raise typer.Exit(1)
 
 
 # --- reproduce -----------------------------------------------------------------------------------

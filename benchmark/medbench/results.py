@@ -114,12 +114,15 @@ def _check_types(record: dict[str, Any], path: Path) -> None:
             raise bad(key, "an object")
     for name, metric in (record.get("metrics") or {}).items():
         if not isinstance(metric, dict) or not all(
-            metric.get(k) is None or (isinstance(metric.get(k), (int, float)) and not isinstance(metric.get(k), bool))
+            metric.get(k) is None
+            or (isinstance(metric.get(k), (int, float)) and not isinstance(metric.get(k), bool))
             for k in ("value", "ci_low", "ci_high")
         ):
             raise bad(f"metrics.{name}", "an object of numbers (value, ci_low, ci_high)")
     error = record.get("error")
-    if error is not None and not (isinstance(error, dict) and isinstance(error.get("message", ""), str)):
+    if error is not None and not (
+        isinstance(error, dict) and isinstance(error.get("message", ""), str)
+    ):
         raise bad("error", "null or an object with a message")
 
 

@@ -49,7 +49,7 @@ from medbench.sandbox import ISOLATIONS, ROOT, probe, resolve_isolation
 from medbench.sandbox import command as sandbox_command
 from medbench.saved import encode, predictions_path
 from medbench.scoring import score
-from medbench.submission.loader import Manifest, read_manifest
+from medbench.submission.loader import read_manifest
 from medbench.submission.snapshot import DEFAULT_LIMIT_MB, Snapshot, content_hash, snapshot
 from medbench.supervise import (
     ERROR_SCHEMA,
@@ -268,7 +268,9 @@ def write_outcome(outcome: Outcome) -> Outcome:
         else:
             saved.unlink(missing_ok=True)  # a failed run replaces an older run's predictions
     except OSError as exc:
-        raise RecordError(f"cannot write saved predictions {saved}: {exc.strerror or exc}") from None
+        raise RecordError(
+            f"cannot write saved predictions {saved}: {exc.strerror or exc}"
+        ) from None
     outcome.record = write_record(outcome.path, outcome.record)
     outcome.predictions = None
     return outcome
@@ -341,7 +343,9 @@ def compute(run: Run, options: RunOptions, on_event: Event | None = None) -> Out
         # Two processes running the same (submission, task, seed) share this folder and would
         # delete each other's inputs and predictions mid-run: the second waits for the first.
         with locked(folder.with_name(f"{folder.name}.lock")):
-            return _compute(run, options, on_event, started, manifest, snap, spec, folder, isolation)
+            return _compute(
+                run, options, on_event, started, manifest, snap, spec, folder, isolation
+            )
     finally:
         _remove_tree(tmp)
 
@@ -435,7 +439,9 @@ def _compute(run, options, on_event, started, manifest, snap, spec, folder, isol
     finally:
         tree.close()
     child_wall_s = time.perf_counter() - t_child
-    base = _base_record(run, manifest, snap, spec, prepared, device, train, options, isolation, tree)
+    base = _base_record(
+        run, manifest, snap, spec, prepared, device, train, options, isolation, tree
+    )
     timings = {"prepare_s": round(prepare_s, 3), "child_wall_s": round(child_wall_s, 3)}
     reason, child_info = _child_outcome(ended, output)
     timings.update({k: round(child_info[k], 3) for k in ("fit_s", "predict_s") if k in child_info})
@@ -444,7 +450,9 @@ def _compute(run, options, on_event, started, manifest, snap, spec, folder, isol
     if damage:
         reason = reason or f"the submission changed a prepared data cache: {damage}"
     if reason:
-        return _finish(target, run, base, "failed", reason, ended.tail, timings, child_info, started)
+        return _finish(
+            target, run, base, "failed", reason, ended.tail, timings, child_info, started
+        )
     try:
         t0 = time.perf_counter()
         report, saved, gallery_args = _score(spec, prepared, ids, output)
@@ -476,12 +484,7 @@ def _compute(run, options, on_event, started, manifest, snap, spec, folder, isol
             gallery = target.with_suffix(".worst.png")
             write_bytes_atomic(gallery, png)
             base["gallery"] = {"file": gallery.name, "sha256": sha256_bytes(png)}
-    base.update(
-        metrics={k: v.to_dict() for k, v in report.summary.items()},
-        per_class={c: {k: v.to_dict() for k, v in m.items()} for c, m in report.per_class.items()},
-        operating_points=json_safe(report.operating_points),
-        per_case=report.to_dict()["per_case"],
-    )
+    base.update(report_fields(report))
     outcome = _finish(target, run, base, "ok", "", ended.tail, timings, child_info, started)
     outcome.predictions = saved
     return outcome
@@ -536,9 +539,7 @@ def _write_inputs(
     real: dict[str, tuple[str, ...]] = {}
     opaque: dict[str, tuple[str, ...]] = {}
     for split in SPLITS:
-        cases = pd.read_csv(
-            prepared.path / split / "cases.csv", dtype=str, keep_default_na=False
-        )
+        cases = pd.read_csv(prepared.path / split / "cases.csv", dtype=str, keep_default_na=False)
         real[split] = tuple(cases["case_id"])
         opaque[split] = blinding.ids(split, real[split])
         out = folder / split
@@ -571,9 +572,7 @@ def _write_inputs(
 def _child_env(options: RunOptions, seed: int, workdir: str, sandboxed: bool) -> dict[str, str]:
     threads = str(options.child_threads())
     env = (
-        {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
-        if sandboxed
-        else dict(os.environ)
+        {k: os.environ[k] for k in _PASS_ENV if k in os.environ} if sandboxed else dict(os.environ)
     )
     env.update(options.env)
     env.update(
@@ -652,10 +651,9 @@ def _damaged_caches(spec: TaskSpec, isolation: str) -> str:
 
 def _score(spec: TaskSpec, prepared: PreparedTask, ids: _Ids, output: Path):
     """Read the child's predictions (bounded), translate their ids back, validate and score."""
+    truth = {split: prepared.targets(split) for split in ("test", "val")}  # verified bytes
     preds = {}
-    truth = {}
     for split in ("test", "val"):
-        truth[split] = prepared.targets(split)  # read now, verified from the bytes scored
         shapes = truth[split].shapes() if isinstance(truth[split], Ragged) else None
         try:
             raw = read_predictions(
@@ -671,15 +669,33 @@ def _score(spec: TaskSpec, prepared: PreparedTask, ids: _Ids, output: Path):
                 shapes=shapes,
             )
         except PredictionError as exc:
-            raise PredictionError(f"on the validation split: {exc}" if split == "val" else str(exc)) from None
-    targets = {
-        s: list(t) if isinstance(t, Ragged) else np.asarray(t) for s, t in truth.items()
-    }
-    val_pair = (targets["val"], preds["val"]) if spec.kind == "binary" else None
-    test = prepared.split("test", with_targets=False)
-    report = score(spec, preds["test"], targets["test"], test.cases, val=val_pair)
+            raise PredictionError(
+                f"on the validation split: {exc}" if split == "val" else str(exc)
+            ) from None
+    report = score_splits(spec, prepared, preds, truth)
     saved = {s: (ids.real[s], preds[s]) for s in ("test", "val")}
-    return report, saved, (test.images, truth["test"], preds["test"])
+    images = prepared.split("test", with_targets=False).images
+    return report, saved, (images, truth["test"], preds["test"])
+
+
+def score_splits(spec: TaskSpec, prepared: PreparedTask, preds: dict, truth: dict):
+    """Score validated test predictions; binary operating points are chosen on val."""
+    targets = {s: list(t) if isinstance(t, Ragged) else np.asarray(t) for s, t in truth.items()}
+    val_pair = (targets["val"], preds["val"]) if spec.kind == "binary" else None
+    cases = prepared.split("test", with_targets=False).cases
+    return score(spec, preds["test"], targets["test"], cases, val=val_pair)
+
+
+def report_fields(report) -> dict[str, Any]:
+    """What a record holds of a score report."""
+    return {
+        "metrics": {k: v.to_dict() for k, v in report.summary.items()},
+        "per_class": {
+            c: {k: v.to_dict() for k, v in m.items()} for c, m in report.per_class.items()
+        },
+        "operating_points": json_safe(report.operating_points),
+        "per_case": report.to_dict()["per_case"],
+    }
 
 
 def _isolation_record(isolation: str, tree: ProcessTree) -> dict[str, Any]:
@@ -764,4 +780,3 @@ def run_all(
     from medbench.executors import LocalExecutor
 
     return LocalExecutor().run(runs, options, on_event)
-

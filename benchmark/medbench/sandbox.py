@@ -151,7 +151,9 @@ def python_roots() -> list[str]:
         str(Path(medbench.__file__).resolve().parents[1]),
         str(Path(sys.executable).resolve().parent),
     }
-    candidates |= {p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))}
+    candidates |= {
+        p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))
+    }
     real = sorted({os.path.realpath(p) for p in candidates if p and os.path.isdir(p)})
     roots: list[str] = []
     for p in real:  # drop folders inside another one already bound

@@ -44,7 +44,9 @@ def encode(splits: Mapping[str, SplitPredictions]) -> bytes:
         arrays[f"{split}.case_ids"] = np.array(list(ids), dtype=str)
         if isinstance(preds, list):
             maps = [_compact(np.asarray(p)) for p in preds]
-            dtype = max((m.dtype for m in maps), key=lambda d: d.itemsize, default=np.dtype(np.uint8))
+            dtype = max(
+                (m.dtype for m in maps), key=lambda d: d.itemsize, default=np.dtype(np.uint8)
+            )
             ragged = Ragged.from_arrays([m.astype(dtype) for m in maps])
             arrays[f"{split}.data"], arrays[f"{split}.index"] = ragged.data, ragged.index
         else:

@@ -122,7 +122,9 @@ class ChildOutput:
                         line += piece
                         if len(line) > LINE_LIMIT:
                             long_line = True
-                            self.tail.append(line[:TAIL_WIDTH].decode("utf-8", "replace") + " [...]")
+                            self.tail.append(
+                                line[:TAIL_WIDTH].decode("utf-8", "replace") + " [...]"
+                            )
                             self._keep(bytes(line) + (b"\n" if ends else b""))
                             line.clear()
                         elif ends:
@@ -237,10 +239,10 @@ def run_child(
         raise
     if code is not None and code > 128 and shell_style_signals and code - 128 in _SIGNALS:
         code = 128 - code  # bwrap reports a child killed by signal N as exit code 128 + N
-    if code is not None and code < 0 and tree.oom_killed():
+    if code != 0 and tree.oom_killed():  # whichever process it hit, the run failed for it
         reason = (
-            f"exceeded its memory limit of {tree.limit_mb} MiB: the kernel killed it "
-            f"({tree.mechanism})"
+            f"the run's processes exceeded its memory limit of {tree.limit_mb} MiB together: the "
+            f"kernel's OOM killer ended one ({tree.mechanism})"
         )
     tree.kill()  # anything it left behind (in the sandbox the PID namespace already ended it)
     output.thread.join(timeout=10)

@@ -73,6 +73,9 @@ def invoke_raising(monkeypatch, command: str, exc: BaseException):
 class FakePrepared:
     """Enough of a PreparedTask for `medbench score` to reach read_predictions."""
 
+    def verify(self):
+        pass
+
     def split(self, name):
         from medbench.data.prepare import SplitData
 

@@ -120,7 +120,9 @@ class PreparedTask:
             _check_hash(path, sha256_bytes(data), self.manifest["arrays"][rel], self.spec)
             arrays.append(np.load(io.BytesIO(data), allow_pickle=False))
         if not arrays:
-            raise ChecksumError(f"the prepared cache of {self.spec.name!r} lists no {split} targets")
+            raise ChecksumError(
+                f"the prepared cache of {self.spec.name!r} lists no {split} targets"
+            )
         return arrays[0] if len(arrays) == 1 else Ragged(arrays[0], arrays[1])
 
     @property

@@ -47,8 +47,18 @@ def publish(
     """
     if format not in FORMATS:
         raise MedbenchError(f"leaderboard format must be one of {list(FORMATS)}; got {format!r}")
-    out_dir = Path(out_dir)
+    out_dir, results_dir = Path(out_dir), Path(results_dir)
+    if not results_dir.is_dir():
+        raise MedbenchError(f"results folder {results_dir} does not exist (or is not a folder)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MedbenchError(f"--out {out_dir} is a file, not a folder")
     boards = build_boards(results_dir, tasks=tasks)
+    if not boards:  # nothing is written: an empty index must not replace a published one
+        raise MedbenchError(
+            f"no result records under {results_dir}"
+            + (f" for {', '.join(tasks)}" if tasks else "")
+            + "; run `medbench run submissions/<name>` first"
+        )
     written: list[Path] = []
     for board in boards:
         name = board.spec.name

@@ -183,13 +183,16 @@ def _drop_duplicates(
     for (name, _, seed), group in groups.items():
         canonical = f"{name}.seed{seed}.json"
         best = max(
-            group, key=lambda pr: (pr[0].name == canonical, str(pr[1].get("created", "")), str(pr[0]))
+            group,
+            key=lambda pr: (pr[0].name == canonical, str(pr[1].get("created", "")), str(pr[0])),
         )
         kept.append(best)
         for path, _ in group:
             if path != best[0]:
                 excluded.append(
-                    Excluded(path, f"duplicate of {best[0].name} (same submission content and seed)")
+                    Excluded(
+                        path, f"duplicate of {best[0].name} (same submission content and seed)"
+                    )
                 )
     return sorted(kept, key=lambda pr: str(pr[0]))
 

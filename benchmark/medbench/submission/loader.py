@@ -18,6 +18,7 @@ from typing import Any
 
 from medbench.errors import SubmissionError, UnknownNameError
 from medbench.submission.api import Submission
+from medbench.submission.snapshot import content_hash  # noqa: F401 (re-exported: one definition)
 
 MANIFEST = "submission.toml"
 _PACKAGE = "medbench_submissions"
@@ -37,7 +38,6 @@ TRAIN_TYPES: dict[str, tuple[type, ...]] = {
     "base_width": (int,),
     "max_minutes": (float, int),
 }
-_IGNORED_FILES = {"__pycache__", ".DS_Store"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,28 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
+MAX_NAME = 100  # a submission's name is part of file names: <name>.seed<k>.predictions.npz
+
+
+def _plain(value: Any) -> bool:
+    """A value JSON can hold as it is (records carry the [train] table): no TOML dates/times."""
+    if isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(_plain(v) for v in value.values())
+    return False
+
+
+def _check_value(where: str, key: str, value: Any) -> None:
+    if not _plain(value):
+        raise SubmissionError(
+            f"{where}: {key} = {value!r} is a TOML date or time; [train] values must be strings, "
+            "numbers, booleans, or lists/tables of them (quote it to pass it as a string)"
+        )
+
+
 def _check_train(table: dict[str, Any], where: str, tasks: tuple[str, ...], path: Path) -> None:
     for key, value in table.items():
         if isinstance(value, dict):
@@ -73,6 +95,7 @@ def _check_train(table: dict[str, Any], where: str, tasks: tuple[str, ...], path
                 )
             _check_train(value, f"train.{key}", tasks, path)
             continue
+        _check_value(f"{path}: [{where}]", key, value)
         expected = TRAIN_TYPES.get(key)
         # bool is an int in Python; `epochs = true` must still be refused.
         if expected and (
@@ -87,6 +110,7 @@ def _check_train(table: dict[str, Any], where: str, tasks: tuple[str, ...], path
 def check_train_table(table: dict[str, Any], where: str) -> None:
     """Type-check flat ``[train]`` overrides (e.g. from ``medbench run --set``)."""
     for key, value in table.items():
+        _check_value(where, key, value)
         expected = TRAIN_TYPES.get(key)
         if expected and (
             not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)
@@ -124,6 +148,10 @@ def read_manifest(folder: str | Path) -> Manifest:
                 f"{path}: [submission] {key} must be a string; got {section[key]!r}"
             )
     name = section["name"]
+    if len(name) > MAX_NAME:
+        raise SubmissionError(
+            f"{path}: name is {len(name)} characters long; at most {MAX_NAME} (it is part of file names)"
+        )
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise SubmissionError(f"{path}: name {name!r} may hold only letters, digits, '-', '_', '.'")
     if name.startswith("."):  # its record would be a hidden file, skipped by the leaderboard
@@ -165,20 +193,6 @@ def read_manifest(folder: str | Path) -> Manifest:
             f"{path}: unknown top-level table(s) {unknown}; allowed: [submission], [train]"
         )
     return Manifest(name, section.get("summary", ""), entry, tuple(tasks), train, folder.resolve())
-
-
-def content_hash(folder: str | Path) -> str:
-    """SHA-256 over the folder's files (relative path + bytes), ignoring caches and dot-files."""
-    folder = Path(folder)
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part in _IGNORED_FILES or part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_file() and path.suffix not in (".pyc",):
-            h.update(rel.as_posix().encode() + b"\0")
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
 
 
 def _package_for(folder: Path, name: str) -> str:

@@ -72,7 +72,9 @@ def list_files(folder: str | Path, *, limit_mb: float = DEFAULT_LIMIT_MB) -> lis
             try:
                 info = os.lstat(path)
             except OSError as exc:
-                raise SubmissionError(f"{shown_root}: cannot read {shown}: {exc.strerror}") from None
+                raise SubmissionError(
+                    f"{shown_root}: cannot read {shown}: {exc.strerror}"
+                ) from None
             if stat.S_ISLNK(info.st_mode):
                 target = os.path.realpath(path)
                 if target != root and not target.startswith(root + b"/"):
@@ -152,7 +154,9 @@ class Snapshot:
     n_bytes: int
 
 
-def snapshot(folder: str | Path, dest: str | Path, *, limit_mb: float = DEFAULT_LIMIT_MB) -> Snapshot:
+def snapshot(
+    folder: str | Path, dest: str | Path, *, limit_mb: float = DEFAULT_LIMIT_MB
+) -> Snapshot:
     """Copy ``folder`` into the new folder ``dest`` (files read-only) and hash what was copied."""
     dest = Path(dest)
     dest.mkdir(parents=True)

@@ -10,6 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from fakes import TB_FOLDERS, fake_tb_tree
 from medbench.data.arrays import Ragged
 from medbench.data.datasets import DATASETS
 from medbench.data.datasets.jsrt import read_jsrt_img
@@ -195,19 +196,10 @@ def test_isbi_official_prepares_contiguous_blocks(isbi_official, fresh_home):
 
 # --- (c) NLM tuberculosis: ChinaSet_AllFiles / MontgomerySet -----------------------------------------
 
-TB_FOLDERS = {"CHNCXR": "ChinaSet_AllFiles/CXR_png", "MCUCXR": "MontgomerySet/CXR_png"}
-
-
-def write_tb_tree(root: Path, names: list[str]) -> None:
-    rng = np.random.default_rng(2)
-    for name in names:
-        grey = rng.integers(0, 256, size=(32, 40), dtype=np.uint8)
-        save_png(root / TB_FOLDERS[name[:6]] / f"{name}.png", grey)
-
 
 def test_tb_official_cases(tmp_path):
     root = tmp_path / "tb"
-    write_tb_tree(root, ["CHNCXR_0001_0", "CHNCXR_0002_1", "MCUCXR_0001_1"])
+    fake_tb_tree(root, ["CHNCXR_0001_0", "CHNCXR_0002_1", "MCUCXR_0001_1"])
     (root / "ChinaSet_AllFiles" / "CXR_png" / "Thumbs.db").write_bytes(b"not an image")
     loc = locate("tb-nlm", from_dir=root)
     assert loc.layout == "official"
@@ -242,7 +234,7 @@ def test_tb_prepare_end_to_end_on_a_full_stand_in(tmp_path, fresh_home):
     names = list(load_split(spec)["case_id"])
     assert len(names) == 800
     root = tmp_path / "tb"
-    write_tb_tree(root, names)
+    fake_tb_tree(root, names)
     prepared = prepare(spec, from_dir=root)
     assert prepared.manifest["counts"] == {"train": 543, "val": 137, "test": 120}
     assert len(prepared.manifest["raw_files"]) == 800
