@@ -1,5 +1,10 @@
 """``medbench check``: load a submission and run fit/predict on tiny synthetic data of every task it
 enters, in seconds, reporting any contract violation (wrong shape, NaN, missing cases, exceptions).
+
+The submission's code runs in the sandbox, as in a run (:mod:`medbench.sandbox`): a maintainer
+checking a contributed folder runs its code, which must not reach their files. The sandboxed
+child is ``python -P -m medbench.check SNAPSHOT RESULTS.json [TASK...]``; the parent reads its
+results file with the same bounds and schema checks as a run's.
 """
 
 from __future__ import annotations
@@ -92,10 +97,120 @@ def check_task(folder: Path, spec: TaskSpec, *, device: str = "cpu", seed: int =
     )
 
 
-def check_submission(
+def check_here(
     folder: str | Path, *, tasks: list[str] | None = None, device: str = "cpu"
 ) -> list[CheckResult]:
+    """Check ``folder`` in this process (what the sandboxed child does)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     names = [t for t in manifest.tasks if not tasks or t in tasks]
     return [check_task(folder, get_task(t), device=device) for t in names]
+
+
+CHECK_TIMEOUT_S = 900.0
+_RESULT_FIELDS = {"task": str, "ok": bool, "message": str, "seconds": (int, float)}
+
+
+def check_submission(
+    folder: str | Path,
+    *,
+    tasks: list[str] | None = None,
+    device: str = "cpu",
+    isolation: str | None = None,
+    timeout: float = CHECK_TIMEOUT_S,
+) -> list[CheckResult]:
+    """Check ``folder`` on every task it enters (or ``tasks``), in the sandbox by default."""
+    from medbench.sandbox import resolve_isolation
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    for t in tasks or []:
+        get_task(t)
+    names = [t for t in manifest.tasks if not tasks or t in tasks]
+    if resolve_isolation(isolation)[0] == "none":
+        return check_here(folder, tasks=names, device=device)
+    return _check_sandboxed(folder, names, timeout)
+
+
+def _check_sandboxed(folder: Path, names: list[str], timeout: float) -> list[CheckResult]:
+    import sys
+
+    from medbench.limits import ProcessTree
+    from medbench.sandbox import ROOT, child_env, command
+    from medbench.submission.snapshot import snapshot
+    from medbench.supervise import read_child_json, run_child
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="medbench-check-") as tmp:
+        snap = snapshot(folder, Path(tmp) / "submission")
+        for sub in ("output", "work"):
+            (Path(tmp) / sub).mkdir()
+        argv = [sys.executable, "-P", "-m", "medbench.check", f"{ROOT}/submission"]
+        argv += [f"{ROOT}/output/check.json", *names]
+        argv = command(
+            argv,
+            read_only={f"{ROOT}/submission": snap.path},
+            writable={f"{ROOT}/output": Path(tmp) / "output", f"{ROOT}/work": Path(tmp) / "work"},
+            cuda=False,
+            chdir=f"{ROOT}/work",
+        )
+        tree = ProcessTree.create(None)
+        try:
+            ended = run_child(
+                argv,
+                env=child_env(f"{ROOT}/work"),
+                log_path=Path(tmp) / "check.log",
+                timeout=timeout,
+                tree=tree,
+                on_event=None,
+                shell_style_signals=True,
+            )
+        finally:
+            tree.close()
+        try:
+            found = read_child_json(Path(tmp) / "output" / "check.json", {"results": _results_ok})
+            results = [CheckResult(**r) for r in found["results"]]
+        except ValueError as exc:
+            why = ended.reason or f"{exc} (exit code {ended.code})"
+            last = ended.tail.strip().splitlines()[-1:] if ended.tail.strip() else []
+            seconds = time.perf_counter() - started
+            return [
+                CheckResult(
+                    t,
+                    False,
+                    f"the check itself failed: {why}{': ' + last[0] if last else ''}",
+                    seconds,
+                )
+                for t in names
+            ]
+    if [r.task for r in results] != names:
+        raise MedbenchError(
+            f"the sandboxed check answered for {[r.task for r in results]}, not {names}"
+        )
+    return results
+
+
+def _results_ok(value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(r, dict)
+        and set(r) == set(_RESULT_FIELDS)
+        and all(isinstance(r[k], t) for k, t in _RESULT_FIELDS.items())
+        for r in value
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The sandboxed child: check SNAPSHOT on TASK..., write the results as JSON."""
+    import sys
+    from dataclasses import asdict
+
+    from medbench.data.files import write_json_atomic
+
+    folder, out, *names = sys.argv[1:] if argv is None else argv
+    results = check_here(folder, tasks=names)
+    write_json_atomic(out, {"results": [asdict(r) for r in results]})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

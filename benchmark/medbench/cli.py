@@ -549,11 +549,19 @@ def check_command(
     task: Annotated[
         list[str] | None, typer.Option("--task", "-t", help="Only these tasks.")
     ] = None,
+    isolation: Annotated[
+        str | None,
+        typer.Option("--isolation", help="sandbox (the default where it works) or none."),
+    ] = None,
 ) -> None:
     """Load a submission and run fit/predict on tiny synthetic data of each task it enters."""
     from medbench.check import check_submission
+    from medbench.sandbox import resolve_isolation
 
-    results = check_submission(path, tasks=task)
+    mode, warning = resolve_isolation(isolation)
+    if warning:
+        err_console.print(styled("warning:", "bold yellow", f" {warning}"), soft_wrap=True)
+    results = check_submission(path, tasks=task, isolation=mode)
     bad = 0
     for r in results:
         mark = "[green]ok[/]  " if r.ok else "[bold red]FAIL[/]"

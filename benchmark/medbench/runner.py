@@ -45,7 +45,7 @@ from medbench.gallery import worst_cases_png
 from medbench.limits import ProcessTree
 from medbench.predictions import read_predictions, validate
 from medbench.results import environment, json_safe, now_utc, read_record, record_path, write_record
-from medbench.sandbox import ISOLATIONS, ROOT, probe, resolve_isolation
+from medbench.sandbox import ISOLATIONS, ROOT, child_env, probe, resolve_isolation
 from medbench.sandbox import command as sandbox_command
 from medbench.saved import encode, predictions_path
 from medbench.scoring import score
@@ -65,18 +65,6 @@ from medbench.tasks.spec import SPLITS
 
 Event = Callable[[dict[str, Any]], None]
 DEFAULT_RESULTS = Path("leaderboards") / "results"
-# The parent's environment is not the child's: only these pass (no tokens, no MEDBENCH_DATA).
-_PASS_ENV = (
-    "PATH",
-    "LANG",
-    "LANGUAGE",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "CUDA_VISIBLE_DEVICES",
-    "NVIDIA_VISIBLE_DEVICES",
-    "CUBLAS_WORKSPACE_CONFIG",
-)
 
 
 @dataclass(frozen=True)
@@ -571,29 +559,18 @@ def _write_inputs(
 
 def _child_env(options: RunOptions, seed: int, workdir: str, sandboxed: bool) -> dict[str, str]:
     threads = str(options.child_threads())
-    env = (
-        {k: os.environ[k] for k in _PASS_ENV if k in os.environ} if sandboxed else dict(os.environ)
-    )
+    env = child_env(workdir) if sandboxed else dict(os.environ)
     env.update(options.env)
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",  # the snapshot is read-only; nothing to cache
+            "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONHASHSEED": str(seed),
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
             "MEDBENCH_THREADS": threads,
         }
     )
-    if sandboxed:  # caches of torch, matplotlib and friends go to the run's scratch folder
-        env.update(
-            {
-                "HOME": workdir,
-                "TMPDIR": "/tmp",
-                "XDG_CACHE_HOME": f"{workdir}/.cache",
-                "MPLCONFIGDIR": f"{workdir}/.config/matplotlib",
-            }
-        )
     return env
 
 

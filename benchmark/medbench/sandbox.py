@@ -39,6 +39,18 @@ _ETC = (
     "/etc/nsswitch.conf",
     "/etc/alternatives",
 )
+# The parent's environment is not the child's: only these pass (no tokens, no MEDBENCH_DATA).
+PASS_ENV = (
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "CUBLAS_WORKSPACE_CONFIG",
+)
 INSTALL_HINT = (
     "install bubblewrap: `sudo apt-get install bubblewrap` (Debian/Ubuntu), "
     "`sudo dnf install bubblewrap` (Fedora), `sudo pacman -S bubblewrap` (Arch); "
@@ -166,6 +178,22 @@ def python_roots() -> list[str]:
         if os.path.isdir(p) and os.path.realpath(p) != p
     }
     return roots + sorted(extra)
+
+
+def child_env(workdir: str) -> dict[str, str]:
+    """The sandboxed child's environment: the passed variables, caches and HOME in ``workdir``."""
+    env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",  # the snapshot is read-only; nothing to cache
+            "HOME": workdir,
+            "TMPDIR": "/tmp",
+            "XDG_CACHE_HOME": f"{workdir}/.cache",
+            "MPLCONFIGDIR": f"{workdir}/.config/matplotlib",
+        }
+    )
+    return env
 
 
 def command(

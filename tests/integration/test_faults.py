@@ -2,8 +2,9 @@
 one results folder; a cache changed on disk; a full disk; submissions that hang, flood, hog memory
 or write into the cache; a hand-edited record.
 
-Processes are killed with SIGKILL (no cleanup handlers run), in their own session so that the
-whole group (the runner and its child) goes at once.
+Processes are killed with SIGKILL (no cleanup handlers run). A runner's child is not in the
+runner's process group (it has its own session, inside the sandbox): killing the runner alone
+must end it too, and the tests that kill a run check that no child is left.
 """
 
 from __future__ import annotations
@@ -247,7 +248,14 @@ def test_sigkill_during_fit_then_resume_equals_an_uninterrupted_run(tmp_path, mo
     wait_for(
         lambda: any(runs.glob("*/seed0/work/checkpoint.pt")), proc, what="the first checkpoint"
     )
-    kill_group(proc)
+    job = next(runs.glob("*/seed0/job.json"))
+    assert child_processes_of(job), "no child found while it trains: the check below proves nothing"
+    os.kill(proc.pid, signal.SIGKILL)  # the runner alone; its sandboxed child dies with it
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while child_processes_of(job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child_processes_of(job) == [], "the child outlived its killed runner"
     assert not target.exists(), "the run finished before it was killed: the test proved nothing"
     assert hidden_leftovers(results) == [] and assert_every_record_reads(results) == []
 
@@ -459,7 +467,8 @@ def test_a_full_disk_while_the_child_writes_predictions(tmp_path, monkeypatch):
 
 
 def child_processes_of(job: Path) -> list[int]:
-    """Processes still running ``medbench.child`` on ``job``."""
+    """Processes still running the child of ``job``: the sandbox (bwrap names the job file it
+    mounts; the child inside sees it as /medbench/job.json) or an unsandboxed child."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():

@@ -879,3 +879,19 @@ def test_a_leaderboard_out_that_is_a_file_is_one_line(tmp_path, made):
     (tmp_path / "lb").write_text("not a folder")
     result = cli.invoke(app, ["leaderboard", "--results", str(made), "--out", str(tmp_path / "lb")])
     assert "is a file, not a folder" in one_error_line(result)
+
+
+def test_check_runs_the_submission_in_the_sandbox_too(tmp_path, home_secret):
+    # `medbench check` runs a contributed folder's code: the same sandbox as a run.
+    folder = tmp_path / "probe"
+    shutil.copytree(HOSTILE / "probe", folder)
+    toml = folder / "submission.toml"
+    toml.write_text(
+        toml.read_text()
+        + f'\n[train]\nprobe = ["{home_secret}", "{answers_dir(get_task("toy-lesions"))}"]\n'
+    )
+    sandboxed = cli.invoke(app, ["check", str(folder)])
+    assert sandboxed.exit_code == 0, sandboxed.output
+    unsandboxed = cli.invoke(app, ["check", str(folder), "--isolation", "none"])
+    assert unsandboxed.exit_code == 1 and "LEAK" in unsandboxed.output
+    assert str(home_secret) in unsandboxed.output
