@@ -43,9 +43,12 @@ FIXTURES = ROOT / "tests" / "fixtures" / "submissions"
 DUMMY = ROOT / "submissions" / "dummy"
 cli = CliRunner()
 
+if not probe().works and os.environ.get("MEDBENCH_REQUIRE_SANDBOX") == "1":
+    raise RuntimeError(
+        f"MEDBENCH_REQUIRE_SANDBOX=1, but the sandbox does not work: {probe().problem}"
+    )
 pytestmark = pytest.mark.skipif(
-    not probe().works and os.environ.get("MEDBENCH_REQUIRE_DATA") != "1",
-    reason=f"the sandbox is not available here: {probe().problem}",
+    not probe().works, reason=f"the sandbox is not available here: {probe().problem}"
 )
 
 
@@ -265,6 +268,15 @@ def test_a_setsid_helper_does_not_outlive_the_timeout(tmp_path, request):
     assert processes_with(tag) == []
 
 
+def start_hanging_spawner(tmp_path: Path, tag: str, *extra: str) -> subprocess.Popen:
+    """A runner whose child hangs in fit after starting a helper named ``tag``."""
+    return start_runner(
+        str(HOSTILE / "spawns"),
+        *("--set", f'marker="{tag}"', "--set", "delay=600", "--set", "hang=true"),
+        *("--results-dir", str(tmp_path), *extra),
+    )
+
+
 @pytest.mark.parametrize(
     ("signum", "extra"),
     [
@@ -277,18 +289,7 @@ def test_a_setsid_helper_does_not_outlive_the_timeout(tmp_path, request):
 )
 def test_a_signal_to_the_runner_stops_the_run_and_its_whole_tree(tmp_path, request, signum, extra):
     tag = marker(request)
-    proc = start_runner(
-        str(HOSTILE / "spawns"),
-        "--set",
-        f'marker="{tag}"',
-        "--set",
-        "delay=600",
-        "--set",
-        "hang=true",
-        "--results-dir",
-        str(tmp_path),
-        *extra,
-    )
+    proc = start_hanging_spawner(tmp_path, tag, *extra)
     n_helpers = 2 if extra else 1
     assert eventually(lambda: len(processes_with(tag, besides=proc.pid)) >= n_helpers, 60), (
         "the helpers never started"
@@ -307,17 +308,7 @@ def test_a_signal_to_the_runner_stops_the_run_and_its_whole_tree(tmp_path, reque
 
 def test_sigkill_of_the_runner_ends_the_child_and_its_helpers(tmp_path, request):
     tag = marker(request)
-    proc = start_runner(
-        str(HOSTILE / "spawns"),
-        "--set",
-        f'marker="{tag}"',
-        "--set",
-        "delay=600",
-        "--set",
-        "hang=true",
-        "--results-dir",
-        str(tmp_path),
-    )
+    proc = start_hanging_spawner(tmp_path, tag)
     assert eventually(lambda: processes_with(tag, besides=proc.pid) != [], 60)
     os.kill(proc.pid, signal.SIGKILL)  # no handler runs: the kernel ends the sandbox
     proc.wait(timeout=30)
