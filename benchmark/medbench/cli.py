@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medbench import __version__
-from medbench.errors import Interrupted, MedbenchError
+from medbench.errors import Interrupted, MedbenchError, describe_os_error
 
 app = typer.Typer(
     name="medbench",
@@ -74,6 +74,12 @@ def reports_errors(func: F) -> F:
         except MedbenchError as exc:
             err_console.print(
                 styled("error:", "bold red", f" {type(exc).__name__}: {one_line(exc)}"),
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+        except OSError as exc:  # a folder that is a file, a full disk, no permission: the user's
+            err_console.print(
+                styled("error:", "bold red", f" OSError: {one_line(describe_os_error(exc))}"),
                 soft_wrap=True,
             )
             raise typer.Exit(1) from None

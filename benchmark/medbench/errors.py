@@ -53,3 +53,10 @@ class RecordError(MedbenchError):
 
 class Interrupted(MedbenchError):
     """A stop was requested (SIGINT, SIGTERM, SIGHUP): runs were killed, no record written."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``Not a directory: '/x/runs/.staging'``: what failed and on which path, on one line."""
+    what = exc.strerror or type(exc).__name__
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{what}: {' -> '.join(repr(str(n)) for n in names)}" if names else f"{what}: {exc}"

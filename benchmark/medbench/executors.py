@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from medbench.errors import Interrupted, MedbenchError
+from medbench.errors import Interrupted, MedbenchError, describe_os_error
 from medbench.runner import (
     Event,
     Outcome,
@@ -47,6 +47,8 @@ def _guarded(run: Run, options: RunOptions, on_event: Event | None) -> Outcome:
         raise
     except MedbenchError as exc:
         return Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
+    except OSError as exc:  # a blocked or unwritable folder of the harness: this run only
+        return Outcome(run, "error", message=f"OSError: {describe_os_error(exc)}")
 
 
 class LocalExecutor:

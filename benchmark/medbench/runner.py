@@ -266,6 +266,9 @@ def write_outcome(outcome: Outcome) -> Outcome:
 
 def check_writable(folder: Path) -> None:
     """Refuse, before any training, a results folder that cannot take a record."""
+    blocked = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise RecordError(f"cannot write result records into {folder}: {blocked} is a file")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".medbench-probe.", suffix=".tmp"):
