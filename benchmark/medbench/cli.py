@@ -495,8 +495,8 @@ def run_command(
                 styled(
                     "interrupted:",
                     "bold red",
-                    f" {one_line(exc)}; the run in progress was killed with its whole process "
-                    "tree and no record was written for it (finished runs keep theirs)",
+                    f" {one_line(exc)}; the run(s) in progress were killed with their whole "
+                    "process trees and no record was written for them (finished runs keep theirs)",
                 ),
                 soft_wrap=True,
             )

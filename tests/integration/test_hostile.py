@@ -284,8 +284,9 @@ def start_hanging_spawner(tmp_path: Path, tag: str, *extra: str) -> subprocess.P
         (signal.SIGHUP, []),
         (signal.SIGINT, []),
         (signal.SIGINT, ["--executor", "process", "--jobs", "2", "--seed", "0", "--seed", "1"]),
+        (signal.SIGINT, ["--executor", "ray", "--jobs", "2", "--seed", "0", "--seed", "1"]),
     ],
-    ids=["SIGTERM", "SIGHUP", "SIGINT", "SIGINT-process-executor"],
+    ids=["SIGTERM", "SIGHUP", "SIGINT", "SIGINT-process-executor", "SIGINT-ray-executor"],
 )
 def test_a_signal_to_the_runner_stops_the_run_and_its_whole_tree(tmp_path, request, signum, extra):
     tag = marker(request)
