@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from medbench.errors import PredictionError
+from medbench.metrics._validation import canonical_bool
 from medbench.tasks.spec import TaskSpec
 
 # Probabilities are compared with this slack: float16 masks and float32 softmax rows round.
@@ -214,7 +215,8 @@ def validate(
         raise PredictionError(
             f"predictions for {spec.name!r} have {len(extra)} unknown case ids: {_first(extra)}"
         )
-    values = [np.asarray(predictions[c]) for c in expected]
+    # Any nonzero byte of a boolean array is True (see metrics' canonical_bool).
+    values = [canonical_bool(np.asarray(predictions[c])) for c in expected]
     check = {
         "binary": _binary,
         "multiclass": _multiclass,

@@ -15,11 +15,12 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
+from medbench import metrics as M
 from medbench.data.files import sha256_bytes
 from medbench.leaderboard.board import Board
 
 DPI = 100
-N_BINS = 10
+N_BINS = M.N_BINS  # the ECE's bins
 _RC = {"svg.hashsalt": "medbench", "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8}
 
 
@@ -41,17 +42,6 @@ def _colour(i: int) -> tuple[float, float, float, float]:
     return mpl.colormaps["tab10"](i % 10)
 
 
-def roc_curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
-    order = np.argsort(-s, kind="stable")
-    y, s = y[order], s[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]  # the last case of each distinct score
-    tp = np.cumsum(y)[last]
-    fp = (last + 1) - tp
-    pos, neg = max(int(y.sum()), 1), max(int(y.size - y.sum()), 1)
-    return np.r_[0.0, fp / neg], np.r_[0.0, tp / pos]
-
-
 def figure_roc(board: Board) -> bytes:
     with _style():
         fig = Figure(figsize=(5.5, 5))
@@ -60,7 +50,7 @@ def figure_roc(board: Board) -> bytes:
         markers = "osD^v"
         for i, (entry, cases) in enumerate(zip(board.ranked, board.tables, strict=True)):
             y, s = cases["y_true"].astype(int), cases["y_score"]
-            fpr, tpr = roc_curve(y, s)
+            fpr, tpr = M.roc_curve(y, s)
             auc = entry.value("auc")
             ax.plot(fpr, tpr, color=_colour(i), lw=1.5, label=f"{entry.name} (AUC {auc:.3f})")
             points = entry.record.get("operating_points") or {}
@@ -95,13 +85,12 @@ def figure_reliability(board: Board, top: int = 3) -> bytes:
         fig = Figure(figsize=(5.5, 5))
         ax = fig.subplots()
         ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="perfect calibration")
-        edges = np.linspace(0, 1, N_BINS + 1)
         index = {e.name: i for i, e in enumerate(board.ranked)}
         shown = [r.entry for r in board.rows if r.rank is not None][:top]
         for entry in shown:
             i = index[entry.name]
             y, s = board.tables[i]["y_true"], board.tables[i]["y_score"]
-            bins = np.clip(np.digitize(s, edges[1:-1]), 0, N_BINS - 1)
+            bins = M.calibration_bins(s, n_bins=N_BINS)
             filled = [b for b in range(N_BINS) if (bins == b).any()]
             conf = [s[bins == b].mean() for b in filled]
             freq = [y[bins == b].mean() for b in filled]
@@ -109,7 +98,7 @@ def figure_reliability(board: Board, top: int = 3) -> bytes:
         ax.set(
             xlim=(0, 1),
             ylim=(0, 1),
-            xlabel="mean predicted probability (10 equal-width bins)",
+            xlabel=f"mean predicted probability ({N_BINS} equal-width bins, as the ECE)",
             ylabel="observed fraction positive",
             title=f"{board.spec.name}: reliability of the top {len(shown)}",
         )

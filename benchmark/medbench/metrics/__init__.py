@@ -9,7 +9,12 @@ multi-class AUC), ``calibration`` (ECE, Brier), ``segmentation`` (Dice, IoU, hd9
 ``instances`` (DSB AP, F1, SEG, Rand scores), ``statistics`` (bootstrap, Holm, rank intervals).
 """
 
-from medbench.metrics.calibration import brier_score, expected_calibration_error
+from medbench.metrics.calibration import (
+    N_BINS,
+    brier_score,
+    calibration_bins,
+    expected_calibration_error,
+)
 from medbench.metrics.classification import (
     accuracy,
     multiclass_auc,
@@ -25,7 +30,7 @@ from medbench.metrics.instances import (
     rand_scores,
     seg_measure,
 )
-from medbench.metrics.ranking import delong_ci, delong_test, operating_point, roc_auc
+from medbench.metrics.ranking import delong_ci, delong_test, operating_point, roc_auc, roc_curve
 from medbench.metrics.segmentation import dice, hd95, iou, pixel_accuracy
 from medbench.metrics.statistics import (
     PairedResult,
@@ -41,6 +46,7 @@ __all__ = [
     "delong_ci",
     "delong_test",
     "operating_point",
+    "roc_curve",
     # classification
     "sensitivity_specificity",
     "accuracy",
@@ -50,6 +56,8 @@ __all__ = [
     # calibration
     "expected_calibration_error",
     "brier_score",
+    "calibration_bins",
+    "N_BINS",
     # segmentation
     "dice",
     "iou",

@@ -120,6 +120,18 @@ def check_positive_int(value: int, name: str) -> int:
     return int(value)
 
 
+def canonical_bool(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (bool) with every True stored as the byte 0x01.
+
+    A numpy bool array may hold any nonzero byte as True (``(m * 255).astype(np.uint8).view(bool)``
+    is a valid mask to numpy); code that counts set bits (the popcount in Dice/IoU) or compares
+    raw bytes needs 0x01. Any nonzero byte is True; a clean array is returned as it is.
+    """
+    if arr.dtype == bool and arr.size and arr.view(np.uint8).max() > 1:
+        return arr.view(np.uint8) != 0
+    return arr
+
+
 def check_masks(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     """Two boolean mask stacks of the same shape ``(n_cases, n_classes, H, W)``."""
     masks = []
@@ -136,7 +148,7 @@ def check_masks(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
                     f"with values {_shown(arr)}"
                 )
             arr = arr.astype(bool)
-        masks.append(arr)
+        masks.append(canonical_bool(arr))
     if masks[0].shape != masks[1].shape:
         raise ValueError(
             f"y_true and y_pred must have the same shape; got {masks[0].shape} and {masks[1].shape}"

@@ -11,7 +11,7 @@ from medbench.metrics._validation import (
     check_probabilities,
 )
 
-__all__ = ["expected_calibration_error", "brier_score"]
+__all__ = ["N_BINS", "brier_score", "calibration_bins", "expected_calibration_error"]
 
 
 def _binary_probabilities(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
@@ -21,7 +21,21 @@ def _binary_probabilities(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
-def expected_calibration_error(y_true, y_score, *, n_bins: int = 15) -> float:
+N_BINS = 15  # ECE and the reliability diagram share these bins
+
+
+def calibration_bins(y_score, *, n_bins: int = N_BINS) -> np.ndarray:
+    """The bin of each probability: ``b`` with ``edges[b] <= p < edges[b + 1]`` (1.0 in the last).
+
+    The edges are ``b / n_bins`` themselves, found with ``searchsorted``: ``floor(p * n_bins)``
+    puts a score on an edge into the bin below it (0.29 * 100 = 28.999999999999996).
+    """
+    edges = np.arange(n_bins + 1) / n_bins
+    bins = np.searchsorted(edges, np.asarray(y_score, np.float64), side="right") - 1
+    return np.clip(bins, 0, n_bins - 1)
+
+
+def expected_calibration_error(y_true, y_score, *, n_bins: int = N_BINS) -> float:
     """Expected calibration error of the positive-class probability (lower is better).
 
     Definition: split [0, 1] into ``n_bins`` equal-width bins ``[b/B, (b+1)/B)`` (the last bin
@@ -46,7 +60,7 @@ def expected_calibration_error(y_true, y_score, *, n_bins: int = 15) -> float:
     """
     n_bins = check_positive_int(n_bins, "n_bins")
     y, p = _binary_probabilities(y_true, y_score)
-    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    bins = calibration_bins(p, n_bins=n_bins)
     positives = np.bincount(bins, weights=y.astype(np.float64), minlength=n_bins)
     confidence = np.bincount(bins, weights=p, minlength=n_bins)
     # |sum_b(y) - sum_b(p)| / n equals (n_b / n) |freq_b - conf_b| and needs no division by n_b.

@@ -19,7 +19,7 @@ from medbench.metrics._validation import (
     warn_undefined,
 )
 
-__all__ = ["roc_auc", "delong_ci", "delong_test", "operating_point"]
+__all__ = ["roc_auc", "delong_ci", "delong_test", "operating_point", "roc_curve"]
 
 
 def _binary_inputs(y_true, **scores) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -228,3 +228,24 @@ def operating_point(y_true, y_score, *, rule) -> float:
         )
         return float("inf")
     return float(candidates[ok[0]])
+
+
+def roc_curve(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1).
+
+    Args:
+        y_true: ``(n_samples,)`` labels in {0, 1}.
+        y_score: ``(n_samples,)`` scores, higher = more likely positive.
+
+    Returns:
+        ``(fpr, tpr)``, each ``(n_thresholds + 1,)``; a class that is absent gives rates of 0.
+    """
+    y = np.asarray(y_true).astype(np.int64)
+    s = np.asarray(y_score, np.float64)
+    order = np.argsort(-s, kind="stable")
+    y, s = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]  # the last case of each distinct score
+    tp = np.cumsum(y)[last]
+    fp = (last + 1) - tp
+    pos, neg = max(int(y.sum()), 1), max(int(y.size - y.sum()), 1)
+    return np.r_[0.0, fp / neg], np.r_[0.0, tp / pos]

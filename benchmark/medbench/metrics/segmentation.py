@@ -44,15 +44,21 @@ def dice(y_true, y_pred) -> np.ndarray:
     """Dice coefficient ``2 |T & P| / (|T| + |P|)`` per case and class.
 
     Policy: truth and prediction both empty -> NaN (undefined; a ``RuntimeWarning`` gives the
-    count, and means should exclude it); truth empty and prediction not empty -> 0.
+    count, and means should exclude it); truth empty and prediction not empty -> 0 (a false
+    alarm is an error, scored as one).
+
+    This differs from MONAI: ``DiceMetric(ignore_empty=True)`` (its default) gives NaN whenever
+    the truth is empty, whatever the prediction, so a false alarm on an empty structure is never
+    counted; with ``ignore_empty=False`` it gives 1 when both are empty. medbench counts the false
+    alarm and leaves only the both-empty case undefined.
 
     Args:
-        y_true, y_pred: ``(n_cases, n_classes, H, W)`` boolean masks.
+        y_true, y_pred: ``(n_cases, n_classes, H, W)`` boolean masks (any nonzero byte is True).
 
     Returns:
         ``(n_cases, n_classes)`` float64 in [0, 1] or NaN.
 
-    Reference: Dice, Ecology 1945; empty-mask policy as MONAI ``DiceMetric(ignore_empty=True)``.
+    Reference: Dice, Ecology 1945; MONAI ``monai.metrics.DiceMetric`` for the comparison.
     """
     t, p, inter = _overlap_counts(y_true, y_pred)
     total = t + p

@@ -445,3 +445,38 @@ def test_brier_score_hand_computed_and_matches_sklearn():
     y = rng.integers(0, 2, 300)
     p = rng.random(300)
     assert M.brier_score(y, p) == pytest.approx(brier_score_loss(y, p), abs=1e-15)
+
+
+def test_calibration_bins_put_a_score_on_an_edge_in_the_bin_it_opens():
+    # floor(0.29 * 100) = 28: the score would land in [0.28, 0.29).
+    assert M.calibration_bins([0.29], n_bins=100).tolist() == [29]
+    assert M.calibration_bins([0.0, 1 / 15, 0.5, 1.0], n_bins=15).tolist() == [0, 1, 7, 14]
+
+
+def test_ece_equals_a_direct_computation_over_the_edges():
+    # The edges are the doubles nearest b / B: a score printed as 0.29 is the edge 29 / 100.
+    rng = np.random.default_rng(3)
+    p = np.round(rng.random(400), 2)  # many scores exactly on edges of 100 bins
+    y = (rng.random(400) < p).astype(int)
+    n_bins = 100
+    total = 0.0
+    for b in range(n_bins):
+        low, high = b / n_bins, (b + 1) / n_bins
+        inside = [i for i, v in enumerate(p) if low <= v < high or (b == n_bins - 1 and v == 1.0)]
+        if inside:
+            total += abs(y[inside].sum() - p[inside].sum())
+    assert M.expected_calibration_error(y, p, n_bins=n_bins) == pytest.approx(
+        total / len(p), abs=1e-12
+    )
+
+
+def test_roc_curve_matches_scikit_learn():
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.random(300), 2)  # ties
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    ours = M.roc_curve(y, s)
+    np.testing.assert_allclose(ours[0], fpr)
+    np.testing.assert_allclose(ours[1], tpr)

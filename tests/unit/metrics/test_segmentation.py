@@ -171,3 +171,42 @@ def test_hd95_rejects_bad_spacing(spacing):
     masks = np.ones((1, 1, 2, 2), bool)
     with pytest.raises((ValueError,), match="spacing must be a positive number or a pair"):
         M.hd95(masks, masks, spacing=spacing)
+
+
+def test_boolean_masks_with_any_nonzero_byte_count_as_true():
+    # numpy takes any nonzero byte as True; a popcount of 0xFF would count 8 pixels for one.
+    rng = np.random.default_rng(4)
+    clean = rng.random((2, 3, 16, 16)) > 0.5
+    loud = (clean * 255).astype(np.uint8).view(bool)
+    assert np.array_equal(loud, clean)  # the same mask to numpy
+    for metric in (M.dice, M.iou, M.pixel_accuracy):
+        np.testing.assert_array_equal(metric(loud, loud), metric(clean, clean))
+        np.testing.assert_array_equal(metric(clean, loud), metric(clean, clean))
+    assert np.all(M.dice(loud, loud)[~np.isnan(M.dice(loud, loud))] == 1.0)  # MONAI gives 1.0
+
+
+def test_scoring_a_file_of_such_masks_gives_the_clean_score(tmp_path):
+    from medbench.data.prepare import prepare
+    from medbench.predictions import read_predictions, validate
+    from medbench.scoring import score
+
+    prepared = prepare("toy-anatomy")
+    test = prepared.split("test")
+    truth = np.asarray(test.targets)
+    flipped = truth.copy()
+    flipped[:, :, :4] = ~flipped[:, :, :4]  # a few rows wrong, so Dice is below 1
+    clean = tmp_path / "clean.npz"
+    loud = tmp_path / "loud.npz"
+    np.savez(clean, **dict(zip(test.case_ids, flipped, strict=True)))
+    np.savez(
+        loud,
+        **{
+            c: (m * 255).astype(np.uint8).view(bool)
+            for c, m in zip(test.case_ids, flipped, strict=True)
+        },
+    )
+    scores = []
+    for path in (clean, loud):
+        preds = validate(prepared.spec, read_predictions(path, prepared.spec), test.case_ids)
+        scores.append(score(prepared.spec, preds, truth, test.cases).summary["dice"].value)
+    assert scores[0] == scores[1] < 1.0
