@@ -3,6 +3,7 @@
 The public surface a submission may import::
 
     from medbench import Submission, TorchSubmission, TaskInfo, RunContext, Dataset
+    from medbench import validation_score   # the task's primary metric, as medbench scores it
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def __getattr__(name: str) -> Any:
         from medbench.submission.torch import TorchSubmission
 
         return TorchSubmission
+    if name == "validation_score":  # scoring pulls in pandas and the metric registry
+        from medbench.scoring import validation_score
+
+        return validation_score
     raise AttributeError(f"module 'medbench' has no attribute {name!r}")
 
 
@@ -43,4 +48,5 @@ __all__ = [
     "TaskInfo",
     "TorchSubmission",
     "__version__",
+    "validation_score",
 ]

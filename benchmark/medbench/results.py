@@ -81,7 +81,32 @@ def read_record(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
                 f"{record['record_sha256']}, content hashes to {found}): it was edited after it "
                 "was written. Re-run it with `medbench reproduce` instead of editing numbers."
             )
-    return record
+    return upgrade(record)
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with the metric names of this medbench (records of earlier versions named
+    some metrics differently: a multi-class ``auc`` is ``macro_auc`` now). The seal stays the
+    one of the record as written."""
+    from medbench.metric_specs import LEGACY_NAMES
+
+    kind = record["task"].get("kind")
+    renames = {old: new for (k, old), new in LEGACY_NAMES.items() if k == kind}
+    if not renames:
+        return record
+
+    def renamed(table: Any) -> Any:
+        if not isinstance(table, dict):
+            return table
+        return {renames.get(k, k): v for k, v in table.items()}
+
+    out = dict(record)
+    out["metrics"] = renamed(record.get("metrics"))
+    out["per_case"] = renamed(record.get("per_case"))
+    out["per_class"] = {c: renamed(m) for c, m in (record.get("per_class") or {}).items()}
+    if record.get("primary_metric") in renames:
+        out["primary_metric"] = renames[record["primary_metric"]]
+    return out
 
 
 def _check_types(record: dict[str, Any], path: Path) -> None:

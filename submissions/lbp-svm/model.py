@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,14 +28,12 @@ import cv2
 import numpy as np
 from skimage.feature import local_binary_pattern
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import accuracy_score, cohen_kappa_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from medbench import Dataset, RunContext, Submission, SubmissionError, TaskInfo
+from medbench import Dataset, RunContext, Submission, SubmissionError, TaskInfo, validation_score
 
 DEFAULTS: dict[str, Any] = {
     "scales": [[8, 1], [16, 2]],  # (points P, radius R) of each LBP operator
@@ -129,34 +126,10 @@ def featurise(images: Any, options: dict[str, Any]) -> np.ndarray:
 
 
 def selection_score(task: TaskInfo, y: np.ndarray, proba: np.ndarray) -> float:
-    """The task's primary metric of validation probabilities ``(n, K)``; NaN where undefined."""
-    metric = task.primary_metric
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)  # undefined is NaN, handled below
-        return _score(task, metric, y, proba)
-
-
-def _score(task: TaskInfo, metric: str, y: np.ndarray, proba: np.ndarray) -> float:
-    try:
-        if metric == "auc":
-            if task.kind == "binary":
-                return float(roc_auc_score(y, proba[:, 1]))
-            return float(
-                roc_auc_score(
-                    y, proba, multi_class="ovr", average="macro", labels=np.arange(task.n_classes)
-                )
-            )
-        if metric == "qwk":
-            return float(
-                cohen_kappa_score(
-                    y, proba.argmax(axis=1), weights="quadratic", labels=np.arange(task.n_classes)
-                )
-            )
-        if metric == "accuracy":
-            return float(accuracy_score(y, proba.argmax(axis=1)))
-    except ValueError:  # one class only in the truth, and the like
-        return math.nan
-    raise SubmissionError(f"lbp-svm cannot select C by {metric!r} (task {task.name!r})")
+    """The task's primary metric of validation probabilities ``(n, K)``, as medbench scores it
+    (NaN where undefined)."""
+    scores = proba[:, 1] if task.kind == "binary" else proba
+    return float(validation_score(task, y, scores))
 
 
 def probability_svm(c: float, y: np.ndarray, seed: int) -> CalibratedClassifierCV:

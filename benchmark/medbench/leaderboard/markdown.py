@@ -156,7 +156,7 @@ def render_markdown(
     lines += ["", "## Metrics", ""]
     lines += [
         f"- `{m.name}` ({'higher' if m.higher_is_better else 'lower'} is better): {m.description}"
-        for m in spec.metrics
+        for m in spec.all_metrics()
     ]
     if figures:
         lines += ["", "## Figures", ""]

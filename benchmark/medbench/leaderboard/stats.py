@@ -15,23 +15,14 @@ from scipy.stats import rankdata
 from medbench import metrics as M
 from medbench.errors import MedbenchError, RecordError
 from medbench.leaderboard.entries import Cases
+from medbench.metric_specs import DELONG
+from medbench.scoring import context_for
 from medbench.tasks import TaskSpec
 
 ALPHA = 0.05
 N_PAIRED = 2000  # resamples of a paired bootstrap
 N_RANK = 1000  # resamples of the rank intervals
 SEED = 0
-
-# Per-case columns whose mean over cases (NaN excluded) is the summary metric of the same name.
-_MEAN_COLUMNS = {
-    "binary": {"brier": "brier"},
-    "multiclass": {"accuracy": "correct"},
-    "multilabel-segmentation": {
-        m: m for m in ("dice", "iou", "pixel_accuracy", "hd95", "v_rand", "v_info", "pixel_error")
-    },
-    "instance-segmentation": {m: m for m in ("dsb_ap", "f1_50", "dice")},
-}
-
 
 @dataclass(frozen=True)
 class Statistic:
@@ -80,62 +71,26 @@ def _column(cases: Cases, name: str) -> np.ndarray:
 
 
 def statistic_for(spec: TaskSpec, metric: str | None = None) -> Statistic:
-    """How ``metric`` (default: the primary one) of ``spec`` is recomputed from per-case columns."""
+    """How ``metric`` (default: the primary one) of ``spec`` is recomputed from per-case columns:
+    its spec's reduction, looked up in the registry (the one scoring used)."""
     metric = metric or spec.primary_metric
-    hib = spec.metric(metric).higher_is_better
-    column = _MEAN_COLUMNS.get(spec.kind, {}).get(metric)
-    if column is not None:
-        return Statistic(metric, hib, column=column)
-    whole: Callable[[Cases, np.ndarray], float] | None = None
-    k = len(spec.classes)
-    if spec.kind == "binary" and metric == "auc":
-        return Statistic(
-            metric,
-            hib,
-            whole=lambda c, i: M.roc_auc(_column(c, "y_true")[i], _column(c, "y_score")[i]),
-            delong=True,
-        )
-    if spec.kind == "binary" and metric == "ece":
-
-        def whole(c, i):
-            return M.expected_calibration_error(_column(c, "y_true")[i], _column(c, "y_score")[i])
-    elif spec.kind == "binary" and "@" in metric:
-        which, point = metric.split("@", 1)
-        label = 1 if which == "sensitivity" else 0
-
-        def whole(c, i):
-            y, pred = _column(c, "y_true")[i], _column(c, f"pred@{point}")[i]
-            hits = (pred[y == label] == label).astype(float)
-            return hits.mean() if hits.size else float("nan")
-    elif spec.kind == "multiclass" and metric == "qwk":
-
-        def whole(c, i):
-            return M.quadratic_weighted_kappa(
-                _column(c, "y_true")[i], _column(c, "y_pred")[i], n_classes=k
-            )
-    elif spec.kind == "multiclass" and metric == "auc":
-
-        def whole(c, i):
-            probs = np.stack([_column(c, f"p{j}")[i] for j in range(k)], axis=1)
-            return M.multiclass_auc(_column(c, "y_true")[i], probs)
-    elif spec.kind == "multiclass" and metric == "recall":
-
-        def whole(c, i):  # balanced accuracy: mean over the classes present of their recall
-            y, correct = _column(c, "y_true")[i], _column(c, "correct")[i]
-            recalls = [correct[y == j].mean() for j in range(k) if (y == j).any()]
-            return float(np.mean(recalls)) if recalls else float("nan")
-    elif spec.kind == "instance-segmentation" and metric == "seg":
-
-        def whole(c, i):  # CTC SEG over a data set is a ratio of sums, not a mean of ratios
-            objects = _column(c, "seg_objects")[i].sum()
-            return _column(c, "seg_matched")[i].sum() / objects if objects else float("nan")
-
-    if whole is None:
+    bound = spec.metric(metric).bound
+    if bound.spec.parameter == "group":  # needs the case table's groups, which records omit
         raise RecordError(
             f"the leaderboard cannot recompute metric {metric!r} of a {spec.kind} task "
             "from per-case scores"
         )
-    return Statistic(metric, hib, whole=whole)
+    context = context_for(spec)
+    if bound.column is not None:
+        return Statistic(metric, bound.higher_is_better, column=bound.column)
+
+    def whole(cases: Cases, idx: np.ndarray) -> float:
+        try:
+            return bound.reduce(cases, idx, context)
+        except KeyError as exc:
+            raise RecordError(f"per-case scores lack the column {exc.args[0]!r}") from None
+
+    return Statistic(metric, bound.higher_is_better, whole=whole, delong=bound.spec.ci == DELONG)
 
 
 def record_cases(record: dict) -> Cases:
@@ -228,8 +183,8 @@ def resampled_values(
     first k rows of a longer run are the k rows of a shorter one.
     """
     n = _n_cases(tables[0])
-    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-    values = [[stat(t, idx) for t in tables] for idx in draws]
+    chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=len(tables))
+    values = [[stat(t, idx) for t in tables] for chunk in chunks for idx in chunk]
     return np.asarray(values, np.float64).reshape(n_resamples, len(tables))
 
 

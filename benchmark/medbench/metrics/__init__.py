@@ -1,7 +1,7 @@
 """Metrics of medbench tasks: pure functions of numpy arrays, truth first, options keyword-only.
 
-Undefined values (AUC with one class, Dice with both masks empty, ...) are NaN with a
-``RuntimeWarning``, never 0; invalid input raises ``ValueError`` naming the rule and the values
+Undefined values (AUC with one class, Dice with both masks empty, ...) are NaN with an
+``UndefinedMetricWarning`` (a ``RuntimeWarning``), never 0; invalid input raises ``ValueError`` naming the rule and the values
 seen. This package imports nothing else from medbench.
 
 Modules: ``ranking`` (AUC, DeLong, operating points), ``classification`` (labels, kappa,
@@ -9,6 +9,7 @@ multi-class AUC), ``calibration`` (ECE, Brier), ``segmentation`` (Dice, IoU, hd9
 ``instances`` (DSB AP, F1, SEG, Rand scores), ``statistics`` (bootstrap, Holm, rank intervals).
 """
 
+from medbench.metrics._validation import UndefinedMetricWarning
 from medbench.metrics.calibration import (
     N_BINS,
     brier_score,
@@ -35,12 +36,15 @@ from medbench.metrics.segmentation import dice, hd95, iou, pixel_accuracy
 from medbench.metrics.statistics import (
     PairedResult,
     bootstrap_ci,
+    bootstrap_statistic,
     holm,
     paired_bootstrap,
     rank_intervals,
+    resample_indices,
 )
 
 __all__ = [
+    "UndefinedMetricWarning",
     # ranking
     "roc_auc",
     "delong_ci",
@@ -72,6 +76,8 @@ __all__ = [
     "label_interior",
     # statistics
     "bootstrap_ci",
+    "bootstrap_statistic",
+    "resample_indices",
     "paired_bootstrap",
     "PairedResult",
     "holm",

@@ -20,9 +20,17 @@ def _shown(values: np.ndarray) -> str:
     return f"[{text}{', ...' if values.size > _MAX_SHOWN else ''}]"
 
 
+class UndefinedMetricWarning(RuntimeWarning):
+    """A metric value is undefined (AUC with one class, Dice with both masks empty) and is NaN.
+
+    A subclass of RuntimeWarning, so that scoring can silence exactly these (it counts them)
+    and still show every other warning.
+    """
+
+
 def warn_undefined(message: str) -> None:
     """Warn that a metric value is undefined and was returned as NaN."""
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    warnings.warn(message, UndefinedMetricWarning, stacklevel=3)
 
 
 def check_consistent_length(**arrays: np.ndarray) -> None:

@@ -8,7 +8,7 @@ only when it would exceed ``_MAX_DRAWN`` elements), drawn from ``np.random.defau
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -22,7 +22,15 @@ from medbench.metrics._validation import (
     warn_undefined,
 )
 
-__all__ = ["bootstrap_ci", "paired_bootstrap", "PairedResult", "holm", "rank_intervals"]
+__all__ = [
+    "bootstrap_ci",
+    "bootstrap_statistic",
+    "paired_bootstrap",
+    "PairedResult",
+    "holm",
+    "rank_intervals",
+    "resample_indices",
+]
 
 Statistic = Callable[..., np.ndarray]
 
@@ -30,17 +38,58 @@ Statistic = Callable[..., np.ndarray]
 _MAX_DRAWN = 1 << 24
 
 
+def resample_indices(
+    n_cases: int, *, n_resamples: int = 2000, seed: int = 0, width: int = 1
+) -> Iterator[np.ndarray]:
+    """The bootstrap's resampled case indices, in chunks of rows.
+
+    Together the chunks are the ``(n_resamples, n_cases)`` matrix
+    ``np.random.default_rng(seed).integers(0, n_cases, (n_resamples, n_cases))`` (the same
+    numbers as ``n_resamples`` draws of ``n_cases`` in a row); a chunk holds at most
+    ``_MAX_DRAWN / width`` values, ``width`` being the values computed per resampled case. Every
+    bootstrap in medbench (intervals, paired tests, rank intervals) resamples from here, so the
+    same seed means the same resamples everywhere.
+    """
+    n_resamples = check_positive_int(n_resamples, "n_resamples")
+    rng = np.random.default_rng(seed)
+    rows = max(1, _MAX_DRAWN // (max(n_cases, 1) * width))
+    for start in range(0, n_resamples, rows):
+        yield rng.integers(0, n_cases, size=(min(rows, n_resamples - start), n_cases))
+
+
 def _resampled(
     n: int, n_resamples: int, seed: int, per_case_width: int, compute: Callable
 ) -> np.ndarray:
-    """Concatenate ``compute(idx)`` over chunks of the ``(n_resamples, n)`` index matrix."""
-    rng = np.random.default_rng(seed)
-    rows = max(1, _MAX_DRAWN // (n * per_case_width))
-    parts = []
-    for start in range(0, n_resamples, rows):
-        idx = rng.integers(0, n, size=(min(rows, n_resamples - start), n))
-        parts.append(compute(idx))
-    return np.concatenate(parts, axis=0)
+    """Concatenate ``compute(idx)`` over the chunks of :func:`resample_indices`."""
+    chunks = resample_indices(n, n_resamples=n_resamples, seed=seed, width=per_case_width)
+    return np.concatenate([compute(idx) for idx in chunks], axis=0)
+
+
+def bootstrap_statistic(
+    statistic: Callable[[np.ndarray], float],
+    n_cases: int,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> np.ndarray:
+    """A whole-sample statistic on each bootstrap resample of the cases.
+
+    For statistics that are not a mean of per-case values (AUC, kappa, a ratio of sums):
+    ``statistic(idx)`` is called on each row of :func:`resample_indices`.
+
+    Args:
+        statistic: maps ``(n_cases,)`` case indices to a float (NaN when undefined).
+        n_cases: number of cases resampled.
+        n_resamples, seed: as in :func:`bootstrap_ci`.
+
+    Returns:
+        ``(n_resamples,)`` float64 values (NaN where the statistic is undefined).
+
+    Reference: Efron & Tibshirani 1993 (nonparametric bootstrap).
+    """
+    return _resampled(
+        n_cases, n_resamples, seed, 1, lambda idx: np.array([statistic(row) for row in idx], float)
+    )
 
 
 def _values(x, name: str) -> np.ndarray:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from medbench.errors import UnknownNameError
+from medbench.metric_specs import Bound, check_parameter, lookup
+
 Kind = Literal["binary", "multiclass", "multilabel-segmentation", "instance-segmentation"]
 KINDS: tuple[str, ...] = (
     "binary",
@@ -33,12 +36,28 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Metric:
-    """A summary metric of a task. ``per_class`` metrics are also reported per class."""
+    """A metric a task reports: a registered :class:`~medbench.metric_specs.MetricSpec` by name
+    (``family@parameter`` for families), with the task's own wording of it (default: the spec's)."""
 
     name: str
-    higher_is_better: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TaskMetric:
+    """A task's metric resolved against the registry: its spec, bound to its parameter."""
+
+    name: str
     description: str
-    per_class: bool = False
+    bound: Bound
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.bound.higher_is_better
+
+    @property
+    def per_class(self) -> bool:
+        return self.bound.spec.per_class
 
 
 @dataclass(frozen=True)
@@ -75,14 +94,19 @@ class TaskSpec:
     # Task-specific scoring options, e.g. pixel spacing for HD95 or the operating-point rules.
     options: tuple[tuple[str, object], ...] = field(default=())
 
-    def metric(self, name: str) -> Metric:
+    def metric(self, name: str) -> TaskMetric:
+        """The task's metric ``name`` (KeyError if the task does not report it)."""
         for m in self.metrics:
             if m.name == name:
-                return m
+                bound = lookup(m.name, self.kind)
+                return TaskMetric(m.name, m.description or bound.spec.description, bound)
         raise KeyError(name)
 
+    def all_metrics(self) -> tuple[TaskMetric, ...]:
+        return tuple(self.metric(m.name) for m in self.metrics)
+
     @property
-    def primary(self) -> Metric:
+    def primary(self) -> TaskMetric:
         return self.metric(self.primary_metric)
 
     @property
@@ -116,4 +140,13 @@ class TaskSpec:
         for ref in self.references:
             if ref.metric not in self.metric_names:
                 problems.append(f"reference {ref.source!r} uses unknown metric {ref.metric!r}")
+        for m in self.metrics:  # every metric is a registered spec for this kind of task
+            try:
+                problem = check_parameter(
+                    lookup(m.name, self.kind), dict(self.options), self.classes
+                )
+            except UnknownNameError as exc:
+                problem = str(exc)
+            if problem:
+                problems.append(problem)
         return problems

@@ -18,6 +18,19 @@ from medbench.errors import SplitError
 from medbench.tasks.spec import SPLITS, TaskSpec
 
 SPLIT_DIR = Path(str(resources.files("medbench.tasks") / "splits"))
+SEED = 20251126  # the one seed every stratified split uses
+
+
+def located_in(data: Path, dataset: str):
+    """The raw data set ``dataset`` in the mirror (or official layout) under ``data``."""
+    from medbench.data.datasets import DATASETS, Located
+
+    ds = DATASETS.get(dataset)
+    root = data / ds.mirror_dir
+    layout = ds.detect(root)
+    if layout is None:
+        raise SplitError(f"{dataset}: not found under {root}")
+    return ds, Located(root, layout)
 
 
 def stratified_split(

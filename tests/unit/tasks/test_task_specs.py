@@ -21,13 +21,15 @@ EXPECTED_TASKS = {
     "messidor2-grading",
     "messidor2-referable",
     "retinamnist",
+    "pneumoniamnist",
+    "breastmnist",
     "tb-cxr",
     "toy-anatomy",
     "toy-lesions",
 }
 
 
-def test_the_catalogue_holds_the_twelve_tasks():
+def test_the_catalogue_holds_the_fourteen_tasks():
     assert set(TASKS.names()) == EXPECTED_TASKS
     assert [s.name for s in all_tasks()] == sorted(EXPECTED_TASKS)
 
@@ -77,7 +79,7 @@ def test_check_reports_each_problem(change, problem):
 
 def test_check_reports_duplicate_metrics():
     spec = _valid_spec()
-    spec = dataclasses.replace(spec, metrics=(*spec.metrics, Metric("auc", True, "again")))
+    spec = dataclasses.replace(spec, metrics=(*spec.metrics, Metric("auc", "again")))
     assert "duplicate metric names" in spec.check()
 
 
