@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import sys
 import time
 from pathlib import Path
@@ -55,13 +54,6 @@ def in_memory(images):
     return np.array(images)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    if "torch" in sys.modules:  # only when the submission uses it: importing torch costs seconds
-        sys.modules["torch"].manual_seed(seed)
-
-
 def _write_predictions(target: Path, case_ids, predictions) -> None:
     from medbench.data.files import atomic_path
     from medbench.errors import MedbenchError
@@ -79,7 +71,7 @@ def _write_predictions(target: Path, case_ids, predictions) -> None:
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    from medbench.submission.api import Dataset, RunContext, TaskInfo
+    from medbench.submission.api import Dataset, RunContext, TaskInfo, seed_everything
     from medbench.submission.loader import load_entry, read_manifest
     from medbench.tasks import get_task
 

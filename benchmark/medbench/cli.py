@@ -140,6 +140,7 @@ def tasks_command(
             {
                 "name": spec.name,
                 "kind": spec.kind,
+                "modality": spec.modality,
                 "classes": list(spec.classes),
                 "input": spec.input.describe(),
                 "primary_metric": spec.primary_metric,
@@ -277,58 +278,26 @@ def score_command(
     format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Score a predictions file against the task's hidden labels, as Kaggle scores an upload."""
-    import numpy as np
+    from medbench.upload import score_file
 
-    from medbench.data.arrays import Ragged
-    from medbench.data.prepare import prepare
-    from medbench.predictions import read_predictions, validate
-    from medbench.scoring import score
-    from medbench.tasks import get_task
-
-    spec = get_task(task)
-    if split not in ("test", "val"):
-        raise MedbenchError(f"--split must be test or val; got {split!r}")
-    prepared = prepare(spec)
-    prepared.verify()  # the labels scored against are the labels prepared, as in `medbench run`
-    truth = prepared.split(split)
-    shapes = truth.targets.shapes() if isinstance(truth.targets, Ragged) else None
-    preds = validate(
-        spec,
-        read_predictions(predictions, spec, n_cases=len(truth.case_ids), shapes=shapes),
-        truth.case_ids,
-        shapes=shapes,
-    )
-    val = None
-    if val_predictions is not None:
-        if spec.kind != "binary":
-            raise MedbenchError("--val-predictions is for binary tasks (operating points)")
-        v = prepared.split("val")
-        val = (
-            np.asarray(v.targets),
-            validate(
-                spec,
-                read_predictions(val_predictions, spec, n_cases=len(v.case_ids)),
-                v.case_ids,
-            ),
-        )
-    targets = (
-        list(truth.targets) if isinstance(truth.targets, Ragged) else np.asarray(truth.targets)
-    )
-    report = score(spec, preds, targets, truth.cases, split=split, val=val)
+    report = score_file(task, predictions, split=split, val_predictions=val_predictions)
     if format == "json":
         out = report.to_dict()
         out.pop("per_case")
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
-    console.print(
-        _metric_table(
-            f"{spec.name} ({split}, {len(truth)} cases)", report.summary, report.per_class
-        )
-    )
-    if spec.kind == "binary" and val is None:
+    n = len(report.per_case)
+    console.print(_metric_table(f"{task} ({split}, {n} cases)", report.summary, report.per_class))
+    if val_predictions is None and _has_operating_points(task):
         console.print(
             "[dim]operating points not reported: give --val-predictions to choose them on val[/]"
         )
+
+
+def _has_operating_points(task: str) -> bool:
+    from medbench.tasks import get_task
+
+    return bool(get_task(task).option("operating_points"))
 
 
 def parse_overrides(items: list[str], epochs: int | None) -> dict:

@@ -28,8 +28,10 @@ from medbench.runner import (
     Run,
     RunOptions,
     already_done,
-    compute,
+    compute_run,
     default_device,
+    execute,
+    resolve,
     write_outcome,
 )
 from medbench.supervise import check_stop, request_stop, stop_reason
@@ -39,10 +41,7 @@ def _guarded(run: Run, options: RunOptions, on_event: Event | None) -> Outcome:
     """One run; a harness-side error becomes an ``error`` outcome, a stop request propagates."""
     try:
         check_stop()
-        done = already_done(run, options)
-        if done is not None:
-            return done
-        return write_outcome(compute(run, options, on_event))
+        return execute(run, options, on_event)
     except Interrupted:
         raise
     except MedbenchError as exc:
@@ -123,7 +122,7 @@ class ProcessExecutor:
 def _ray_compute(run: Run, options: RunOptions) -> Outcome:
     # Runs on a Ray worker: no progress events cross the cluster, only the finished outcome.
     try:
-        return compute(run, options, None)
+        return compute_run(run, options, None)
     except MedbenchError as exc:
         return Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
 
@@ -164,7 +163,7 @@ class RayExecutor:
         pending = {}
         for i, run in enumerate(runs):
             try:
-                done = already_done(run, options)
+                done = already_done(resolve(run, options, take_snapshot=False), options)
             except MedbenchError as exc:
                 done = Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
             if done is not None:

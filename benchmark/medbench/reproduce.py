@@ -15,7 +15,7 @@ from pathlib import Path
 
 from medbench.errors import MedbenchError, RecordError
 from medbench.results import read_record
-from medbench.runner import Event, Run, RunOptions, compute
+from medbench.runner import Event, Run, RunOptions, compute_run
 from medbench.submission.loader import content_hash
 from medbench.tasks import get_task
 
@@ -68,7 +68,7 @@ def reproduce(
             train_overrides=dict(record.get("train") or {}),
             threads=threads,
         )
-        outcome = compute(Run(folder, spec.name, int(record["seed"])), options, on_event)
+        outcome = compute_run(Run(folder, spec.name, int(record["seed"])), options, on_event)
     new = outcome.record or {}
     if outcome.status != "ok":
         raise MedbenchError(f"the reproduction failed: {outcome.message}")

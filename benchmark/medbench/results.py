@@ -14,6 +14,7 @@ import json
 import math
 import platform
 import subprocess
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,57 @@ from medbench import __version__
 from medbench.data.files import locked, remove_stale_temporaries, sha256_bytes, write_json_atomic
 from medbench.errors import RecordError
 
-SCHEMA = "medbench.result/1"
+SCHEMA = "medbench.result/2"
+SCHEMAS = ("medbench.result/1", SCHEMA)  # /1: before saved predictions, isolation, metric renames
 REQUIRED = ("schema", "status", "task", "submission", "seed", "record_sha256")
+
+
+@dataclass
+class Record:
+    """A result record as the runner builds it (``to_dict`` is what is sealed and written).
+
+    ``task``/``submission``/``isolation`` hold what identifies the run; ``metrics`` (value and
+    interval per metric), ``per_class``, ``operating_points`` and ``per_case`` (the per-case
+    columns every summary is recomputed from) what it scored.
+    """
+
+    task: dict[str, Any]
+    submission: dict[str, Any]
+    seed: int
+    device: str
+    isolation: dict[str, Any]
+    train: dict[str, Any]
+    primary_metric: str
+    higher_is_better: bool
+    environment: dict[str, Any]
+    status: str = "ok"
+    error: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    per_class: dict[str, Any] = field(default_factory=dict)
+    operating_points: dict[str, Any] = field(default_factory=dict)
+    per_case: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    device_name: str = ""
+    peak_gpu_memory_mb: float | None = None
+    peak_memory_mb: float | None = None
+    created: str = ""
+    gallery: dict[str, Any] | None = None
+    schema: str = SCHEMA
+
+    def scored(self, fields: dict[str, Any]) -> None:
+        """Take the scores: ``metrics``, ``per_class``, ``operating_points``, ``per_case``."""
+        for name in ("metrics", "per_class", "operating_points", "per_case"):
+            setattr(self, name, fields[name])
+
+    def failed(self, reason: str, log_tail: str) -> None:
+        self.status, self.error = "failed", {"message": reason, "log_tail": log_tail}
+        self.metrics, self.per_class, self.operating_points, self.per_case = {}, {}, {}, {}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["gallery"] is None:
+            del out["gallery"]
+        return out
 
 
 def record_path(results_dir: str | Path, task: str, submission: str, seed: int) -> Path:
@@ -68,9 +118,10 @@ def read_record(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise RecordError(f"result record {path} lacks field(s) {missing}")
-    if record["schema"] != SCHEMA:
+    if record["schema"] not in SCHEMAS:
         raise RecordError(
-            f"result record {path} has schema {record['schema']!r}; this medbench reads {SCHEMA!r}"
+            f"result record {path} has schema {record['schema']!r}; this medbench reads "
+            f"{', '.join(map(repr, SCHEMAS))}"
         )
     _check_types(record, path)
     if verify:
@@ -149,20 +200,6 @@ def _check_types(record: dict[str, Any], path: Path) -> None:
         isinstance(error, dict) and isinstance(error.get("message", ""), str)
     ):
         raise bad("error", "null or an object with a message")
-
-
-def iter_records(
-    results_dir: str | Path, *, verify: bool = True
-) -> list[tuple[Path, dict[str, Any]]]:
-    """Every record under ``results_dir`` (sorted by path)."""
-    root = Path(results_dir)
-    if not root.is_dir():
-        return []
-    return [
-        (p, read_record(p, verify=verify))
-        for p in sorted(root.glob("*/*.json"))
-        if not p.name.startswith(".")
-    ]
 
 
 def now_utc() -> str:

@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from medbench import metrics as M
+from medbench.data.arrays import Ragged
 from medbench.metric_specs import DELONG, MEAN, STATISTIC, Bound, Cases, Context, point_threshold
 from medbench.metrics import UndefinedMetricWarning
+from medbench.results import json_safe
 from medbench.tasks import TaskSpec, get_task
 
 N_RESAMPLES = 2000
@@ -36,7 +38,7 @@ class MetricValue:
     n_undefined: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _clean(v) for k, v in asdict(self).items()}
+        return {k: json_safe(v) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -60,27 +62,15 @@ class ScoreReport:
                 c: {k: v.to_dict() for k, v in m.items()} for c, m in self.per_class.items()
             },
             "operating_points": {
-                k: {kk: _clean(vv) for kk, vv in v.items()}
+                k: {kk: json_safe(vv) for kk, vv in v.items()}
                 for k, v in self.operating_points.items()
             },
             "per_case": per_case_to_dict(self.per_case),
         }
 
 
-def _clean(v: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN to None."""
-    if isinstance(v, (np.floating, float)):
-        v = float(v)
-        return None if math.isnan(v) else v
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, (tuple, list)):
-        return [_clean(x) for x in v]
-    return v
-
-
 def per_case_to_dict(frame: pd.DataFrame) -> dict[str, list]:
-    return {c: [_clean(v) for v in frame[c].tolist()] for c in frame.columns}
+    return {c: [json_safe(v) for v in frame[c].tolist()] for c in frame.columns}
 
 
 # --- summaries -----------------------------------------------------------------------------------
@@ -229,6 +219,41 @@ def score(
     per_case = pd.DataFrame({"case_id": list(cases["case_id"]), **columns})
     points = _operating_points(spec, context, summary)
     return ScoreReport(spec.name, split, summary, per_class, per_case, points)
+
+
+def score_run(
+    spec: TaskSpec,
+    predictions: dict[str, Any],
+    truth: dict[str, Any],
+    cases: pd.DataFrame,
+    *,
+    split: str = "test",
+    n_resamples: int = N_RESAMPLES,
+) -> ScoreReport:
+    """Score validated ``predictions[split]`` against ``truth[split]`` (``cases``: that split's
+    case table); a binary task's operating points are chosen on ``"val"`` when both dicts hold it.
+    The one entry point of ``medbench run``, ``medbench score`` and ``medbench verify``."""
+
+    def targets(t: Any) -> Any:
+        return list(t) if isinstance(t, Ragged) else np.asarray(t)
+
+    val = None
+    if spec.kind == "binary" and split != "val" and "val" in predictions and "val" in truth:
+        val = (targets(truth["val"]), predictions["val"])
+    return score(
+        spec, predictions[split], targets(truth[split]), cases, split=split, val=val, n_resamples=n_resamples
+    )
+
+
+def report_fields(report: ScoreReport) -> dict[str, Any]:
+    """What a result record holds of a score report."""
+    data = report.to_dict()
+    return {
+        "metrics": data["summary"],
+        "per_class": data["per_class"],
+        "operating_points": json_safe(report.operating_points),  # an infinite threshold: null
+        "per_case": data["per_case"],
+    }
 
 
 def validation_score(task: Any, targets: Any, predictions: Any) -> float:

@@ -21,8 +21,8 @@ from medbench.data.prepare import prepare
 from medbench.errors import MedbenchError, PredictionError, RecordError
 from medbench.predictions import validate
 from medbench.results import read_record
-from medbench.runner import report_fields, score_splits
 from medbench.saved import decode
+from medbench.scoring import report_fields, score_run
 from medbench.tasks import get_task
 
 FIELDS = ("metrics", "per_class", "operating_points", "per_case")
@@ -104,7 +104,8 @@ def verify_record(path: str | Path) -> Verification:
             )
     except (KeyError, ValueError, PredictionError) as exc:
         return Verification(path, "differs", f"its saved predictions do not validate: {exc}")
-    recomputed = report_fields(score_splits(spec, prepared, preds, truth))
+    cases = prepared.split("test", with_targets=False).cases
+    recomputed = report_fields(score_run(spec, preds, truth, cases))
     changed = _differences(record, recomputed)
     if changed:
         return Verification(path, "differs", "re-scored, it differs in " + "; ".join(changed))

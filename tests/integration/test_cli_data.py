@@ -22,6 +22,7 @@ TASK_KEYS = {
     "version",
     "data",
     "data_detail",
+    "modality",
 }
 STATES = {"prepared", "available", "generated", "absent"}
 
@@ -59,7 +60,7 @@ def test_tasks_json(no_data):
     result = invoke("tasks", "--format", "json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert len(rows) == 12
+    assert len(rows) == len(TASKS) == 14
     assert [r["name"] for r in rows] == TASKS.names()
     for row in rows:
         assert set(row) == TASK_KEYS
@@ -127,7 +128,7 @@ def test_data_prepare_unknown_task():
     result = invoke("data", "prepare", "nope")
     assert result.exit_code == 1
     assert "UnknownNameError: unknown task 'nope'" in result.output
-    assert "known: ctc-hela" in result.output
+    assert "known: breastmnist, ctc-hela" in result.output
 
 
 def test_data_prepare_misspelt_task_suggests_the_name():

@@ -424,12 +424,13 @@ def test_a_full_disk_while_writing_a_record(tmp_path, monkeypatch, previous):
 def test_a_full_disk_while_the_child_writes_predictions(tmp_path, monkeypatch):
     from medbench import child
     from medbench.blinding import Blinding
-    from medbench.runner import _child_outcome, _Layout, _write_inputs
+    from medbench.run_folder import Layout, write_inputs
+    from medbench.runner import _child_outcome
     from medbench.supervise import ChildExit
 
     prepared = prepare("toy-lesions")
-    inputs, _ = _write_inputs(
-        prepared, tmp_path / "input", Blinding(b"k" * 32), _Layout(sandboxed=False)
+    inputs, _ = write_inputs(
+        prepared, tmp_path / "input", Blinding(b"k" * 32), Layout(sandboxed=False)
     )
     output = tmp_path / "output"
     output.mkdir()

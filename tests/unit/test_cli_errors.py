@@ -24,6 +24,7 @@ import medbench.reproduce
 import medbench.runner
 import medbench.submission.templates
 import medbench.tasks
+import medbench.upload
 from medbench.cli import app
 from medbench.errors import MedbenchError
 
@@ -45,7 +46,7 @@ COMMANDS = {
     "tasks": (["tasks"], medbench.tasks, "all_tasks"),
     "data status": (["data", "status"], medbench.data.prepare, "status"),
     "data prepare": (["data", "prepare", "-q", "toy-lesions"], medbench.data.prepare, "prepare"),
-    "score": (["score", "toy-lesions", "p.csv"], medbench.predictions, "read_predictions"),
+    "score": (["score", "toy-lesions", "p.csv"], medbench.upload, "score_file"),
     "run": (["run", "submissions/dummy", "-q"], medbench.runner, "plan"),
     "new": (["new", "x", "--dir", "nowhere"], medbench.submission.templates, "render_template"),
     "check": (["check", "submissions/dummy"], medbench.check, "check_submission"),
@@ -65,21 +66,7 @@ def invoke_raising(monkeypatch, command: str, exc: BaseException):
     args, module, attribute = COMMANDS[command]
     assert hasattr(module, attribute), f"{module.__name__}.{attribute} moved; update COMMANDS"
     monkeypatch.setattr(module, attribute, raising(exc))
-    if command == "score":
-        monkeypatch.setattr(medbench.data.prepare, "prepare", lambda *a, **k: FakePrepared())
     return runner.invoke(app, args)
-
-
-class FakePrepared:
-    """Enough of a PreparedTask for `medbench score` to reach read_predictions."""
-
-    def verify(self):
-        pass
-
-    def split(self, name):
-        from medbench.data.prepare import SplitData
-
-        return SplitData(name, (), [], [], None)
 
 
 def red_lines(stderr: str) -> list[str]:

@@ -9,6 +9,8 @@ on it (attribute, method or file path) leads to the test labels.
 from __future__ import annotations
 
 import logging
+import random
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ class TaskInfo:
     primary_metric: str
     higher_is_better: bool
     train: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # What the images are ("chest radiograph", "fundus photograph", ...; see
+    # medbench.tasks.spec.MODALITIES): choose augmentations from this, not from the task's name.
+    modality: str = ""
 
     @property
     def n_classes(self) -> int:
@@ -51,7 +56,16 @@ class TaskInfo:
             primary_metric=spec.primary_metric,
             higher_is_better=spec.primary.higher_is_better,
             train=MappingProxyType(dict(train or {})),
+            modality=spec.modality,
         )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy's global generator and, when it is loaded, torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:  # importing torch only to seed it would cost seconds
+        sys.modules["torch"].manual_seed(seed)
 
 
 @dataclass

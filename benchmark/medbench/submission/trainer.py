@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from medbench.errors import MedbenchError, SubmissionError
+from medbench.submission.api import seed_everything
 from medbench.submission.transforms import normalise
 
 CHECKPOINT = "checkpoint.pt"
@@ -177,10 +178,7 @@ def infer(
 # --- seeding and determinism ---------------------------------------------------------------------
 
 
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+seed_all = seed_everything  # torch is loaded here, so it is seeded too
 
 
 @contextmanager

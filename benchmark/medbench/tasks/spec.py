@@ -20,6 +20,16 @@ KINDS: tuple[str, ...] = (
     "instance-segmentation",
 )
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+# What the images are: reference submissions choose their augmentations from this (and the
+# kind and channels), never from a task's name, so a new task is never trained without them.
+MODALITIES: tuple[str, ...] = (
+    "chest radiograph",
+    "fundus photograph",
+    "ultrasound",
+    "electron microscopy",
+    "light microscopy",
+    "synthetic",
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ class TaskSpec:
     references: tuple[Reference, ...] = ()
     # Task-specific scoring options, e.g. pixel spacing for HD95 or the operating-point rules.
     options: tuple[tuple[str, object], ...] = field(default=())
+    modality: str = ""  # one of MODALITIES
 
     def metric(self, name: str) -> TaskMetric:
         """The task's metric ``name`` (KeyError if the task does not report it)."""
@@ -135,6 +146,8 @@ class TaskSpec:
             problems.append("version must be >= 1")
         if len(self.split_sha256) != 64:
             problems.append("split_sha256 is not a SHA-256 hex digest")
+        if self.modality not in MODALITIES:
+            problems.append(f"modality must be one of {MODALITIES}; got {self.modality!r}")
         if self.input.channels not in (1, 3):
             problems.append(f"channels must be 1 or 3; got {self.input.channels}")
         for ref in self.references:

@@ -125,6 +125,20 @@ def read_image(path: Path, loc: Located | None = None, *, mode: str | None = Non
         raise DataError(f"cannot read image {path}: {exc}") from None
 
 
+def read_tiff(path: Path, loc: Located | None = None) -> np.ndarray:
+    """A (multipage) TIFF file as a numpy array; a clear DataError names an unreadable file."""
+    import tifffile
+
+    if not path.is_file():
+        raise DataNotFoundError(f"missing file {path}")
+    if loc is not None:
+        loc.note_read(path)
+    try:
+        return np.asarray(tifffile.imread(path))
+    except Exception as exc:  # tifffile raises many types on corrupt files
+        raise DataError(f"cannot read TIFF {path}: {exc}") from None
+
+
 def to_hwc_uint8(a: np.ndarray, *, channels: int) -> np.ndarray:
     """Make ``(H, W, channels)`` uint8 from grey or RGB(A) input (grey is repeated for RGB)."""
     if a.dtype != np.uint8:

@@ -13,22 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tifffile
 
-from medbench.data.datasets.base import DATASETS, Located, RawDataset, rescale_to_uint8
+from medbench.data.datasets.base import DATASETS, Located, RawDataset, read_tiff, rescale_to_uint8
 from medbench.errors import DataError, DataNotFoundError
 
 _SEG = re.compile(r"^man_seg(\d+)\.tif$")
-
-
-def read_tiff(path: Path, loc: Located) -> np.ndarray:
-    if not path.is_file():
-        raise DataNotFoundError(f"missing file {path}")
-    loc.note_read(path)
-    try:
-        return np.asarray(tifffile.imread(path))
-    except Exception as exc:  # tifffile raises many types on corrupt files
-        raise DataError(f"cannot read TIFF {path}: {exc}") from None
 
 
 class CellTrackingChallenge(RawDataset):

@@ -15,27 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tifffile
 
-from medbench.data.datasets.base import DATASETS, Located, RawDataset, read_image
-from medbench.errors import DataError, DataNotFoundError
+from medbench.data.datasets.base import DATASETS, Located, RawDataset, read_image, read_tiff
+from medbench.errors import DataError
 
 N_SLICES = 30
 
 
 def read_tiff_stack(path: Path, loc: Located | None = None) -> np.ndarray:
-    """A multipage TIFF as a ``(pages, H, W)`` array."""
-    if not path.is_file():
-        raise DataNotFoundError(f"missing file {path}")
-    if loc is not None:
-        loc.note_read(path)
-    try:
-        stack = tifffile.imread(path)
-    except Exception as exc:  # tifffile raises many types on corrupt files
-        raise DataError(f"cannot read TIFF stack {path}: {exc}") from None
-    if stack.ndim == 2:
-        stack = stack[None]
-    return stack
+    """A multipage TIFF as a ``(pages, H, W)`` array (a single page is one page)."""
+    stack = read_tiff(path, loc)
+    return stack[None] if stack.ndim == 2 else stack
 
 
 def case_id(index: int) -> str:

@@ -21,6 +21,7 @@ def _ctc(name: str, dataset: str, title: str, seg: float) -> TaskSpec:
         classes=("cell",),
         input=InputSpec(None, 1),
         dataset=dataset,
+        modality="light microscopy",
         target="instances",
         title=title,
         description="Cell instance segmentation from the Cell Tracking Challenge, as in the U-Net "

@@ -23,6 +23,7 @@ add(
         classes=("nucleus",),
         input=InputSpec(None, 3),
         dataset="dsb2018",
+        modality="light microscopy",
         target="instances",
         title="Data Science Bowl 2018: nuclei instances",
         description="Instance segmentation of nuclei across microscopy modalities (Kaggle 2018 DSB "

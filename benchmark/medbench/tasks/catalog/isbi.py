@@ -22,6 +22,7 @@ add(
         classes=("membrane",),
         input=InputSpec((512, 512), 1),
         dataset="isbi2012",
+        modality="electron microscopy",
         target="membranes",
         title="ISBI 2012 EM: neuronal membranes",
         description="Membrane segmentation of serial-section TEM of the Drosophila ventral nerve cord "

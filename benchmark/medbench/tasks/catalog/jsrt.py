@@ -27,6 +27,7 @@ add(
         classes=("lungs", "heart", "clavicles"),
         input=InputSpec((256, 256), 1),
         dataset="jsrt-scr",
+        modality="chest radiograph",
         target="anatomy",
         title="JSRT + SCR: lungs, heart and clavicles",
         description="Multi-label segmentation of chest radiographs (Novikov et al. 2018): lungs "
@@ -61,6 +62,7 @@ add(
         classes=("no-nodule", "nodule"),
         input=InputSpec((256, 256), 1),
         dataset="jsrt-scr",
+        modality="chest radiograph",
         target="nodule",
         title="JSRT: lung nodule present (JPCLN) or not (JPCNN)",
         description="Binary classification of chest radiographs: does the image contain a lung "

@@ -38,7 +38,7 @@ def baselines(results: tuple[tuple[float, float], ...], *, acc: str) -> tuple[Re
 
 
 def medmnist_binary(
-    name: str, *, classes: tuple[str, str], target: str, title: str, description: str,
+    name: str, *, classes: tuple[str, str], target: str, modality: str, title: str, description: str,
     split_sha256: str, counts: str, results: tuple[tuple[float, float], ...],
 ) -> TaskSpec:  # fmt: skip
     """A binary MedMNIST task: AUC and ACC at 0.5 as MedMNIST's evaluator, plus the operating
@@ -50,6 +50,7 @@ def medmnist_binary(
         classes=classes,
         input=InputSpec((28, 28), 1),
         dataset=name,
+        modality=modality,
         target=target,
         title=title,
         description=description,
@@ -72,6 +73,7 @@ add(
         classes=("0", "1", "2", "3", "4"),
         input=InputSpec((28, 28), 3),
         dataset="retinamnist",
+        modality="fundus photograph",
         target="grade",
         title="RetinaMNIST (MedMNIST v2): DR grade at 28x28",
         description="Five-level diabetic retinopathy grading on 28x28 fundus images (DeepDRiD); "
@@ -115,6 +117,7 @@ add(
         "pneumoniamnist",
         classes=("normal", "pneumonia"),
         target="pneumonia",
+        modality="chest radiograph",
         title="PneumoniaMNIST (MedMNIST v2): pneumonia in paediatric chest X-rays at 28x28",
         description="Pneumonia vs normal in paediatric chest radiographs (Kermany et al. 2018), the "
         "task of CheXNet (Rajpurkar et al. 2017) at small scale; AUC and ACC at 0.5 exactly as "
@@ -138,6 +141,7 @@ add(
         "breastmnist",
         classes=("normal-or-benign", "malignant"),
         target="malignant",
+        modality="ultrasound",
         title="BreastMNIST (MedMNIST v2): malignant breast ultrasound at 28x28",
         description="Malignant vs normal or benign breast ultrasound images (Al-Dhabyani et al. "
         "2020). The file labels malignant 0 and normal/benign 1; here malignant is the positive "

@@ -30,6 +30,7 @@ add(
         classes=("non-referable", "referable"),
         input=InputSpec((384, 384), 3),
         dataset="messidor2",
+        modality="fundus photograph",
         target="referable",
         title="Messidor-2: referable diabetic retinopathy",
         description="Referable DR (ICDR grade >= 2, moderate or worse) from fundus photographs, as "
@@ -61,6 +62,7 @@ add(
         classes=("no DR", "mild", "moderate", "severe", "proliferative"),
         input=InputSpec((384, 384), 3),
         dataset="messidor2",
+        modality="fundus photograph",
         target="grade",
         title="Messidor-2: five-grade ICDR diabetic retinopathy",
         description="Five-class ICDR grading of fundus photographs (the APTOS/EyePACS Kaggle task), "

@@ -25,6 +25,7 @@ add(
         classes=("normal", "tuberculosis"),
         input=InputSpec((256, 256), 1),
         dataset="tb-nlm",
+        modality="chest radiograph",
         target="tb",
         title="NLM Shenzhen + Montgomery: pulmonary tuberculosis",
         description="TB vs normal chest radiographs (Lakhani & Sundaram 2017); AUC overall and per "
