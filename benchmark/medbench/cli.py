@@ -335,76 +335,86 @@ def _value_ci(m: dict) -> str:
 # --- run -----------------------------------------------------------------------------------------
 
 
+# The options of `medbench run` (typer reads the help from these annotations).
+Tasks = Annotated[list[str] | None, typer.Option("--task", "-t", help="Only these tasks (repeat).")]
+Seeds = Annotated[list[int] | None, typer.Option("--seed", "-s", help="Seeds (repeat; default 0).")]
+Device = Annotated[
+    str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda if present).")
+]
+Timeout = Annotated[
+    float | None, typer.Option("--timeout", help="Seconds per run before it is killed.")
+]
+Resume = Annotated[
+    bool, typer.Option("--resume", help="Continue interrupted runs from their checkpoints.")
+]
+Force = Annotated[bool, typer.Option("--force", help="Run even if an identical run is recorded.")]
+ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where records go.")]
+Epochs = Annotated[
+    int | None, typer.Option("--epochs", help="Override \\[train] epochs (quick runs).")
+]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a \\[train] value for these runs, KEY=VALUE (TOML value; repeat)."
+    ),
+]
+MemoryLimit = Annotated[
+    int | None,
+    typer.Option(
+        "--memory-limit",
+        help="Memory limit of the run's whole process tree, MiB (a cgroup where the system allows one).",
+    ),
+]
+Isolation = Annotated[
+    str | None,
+    typer.Option(
+        "--isolation",
+        help="sandbox (bubblewrap; the default where it works) or none (marked on the leaderboard).",
+    ),
+]
+MaxSubmissionMb = Annotated[
+    float, typer.Option("--max-submission-mb", help="Largest submission folder to snapshot, MiB.")
+]
+Executor = Annotated[str, typer.Option("--executor", help="local, process or ray.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Parallel runs (process/ray).")]
+Address = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster address ('auto' joins one).")
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", help="CPU threads per run (default: all cores; fixed for reproducibility)."
+    ),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI).")]
+
+
 @app.command("run")
 @reports_errors
 def run_command(
     paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
-    task: Annotated[
-        list[str] | None, typer.Option("--task", "-t", help="Only these tasks (repeat).")
-    ] = None,
-    seed: Annotated[
-        list[int] | None, typer.Option("--seed", "-s", help="Seeds (repeat; default 0).")
-    ] = None,
-    device: Annotated[
-        str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda if present).")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Seconds per run before it is killed.")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue interrupted runs from their checkpoints.")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Run even if an identical run is recorded.")
-    ] = False,
-    results_dir: Annotated[Path, typer.Option("--results-dir", help="Where records go.")] = Path(
-        "leaderboards/results"
-    ),
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", help="Override [train] epochs (quick runs).")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", help="Override a [train] value for these runs, KEY=VALUE (TOML value; repeat)."
-        ),
-    ] = None,
-    memory_limit: Annotated[
-        int | None,
-        typer.Option(
-            "--memory-limit",
-            help="Memory limit of the run's whole process tree, MiB (a cgroup where the system allows one).",
-        ),
-    ] = None,
-    isolation: Annotated[
-        str | None,
-        typer.Option(
-            "--isolation",
-            help="sandbox (bubblewrap; the default where it works) or none (marked on the leaderboard).",
-        ),
-    ] = None,
-    max_submission_mb: Annotated[
-        float,
-        typer.Option("--max-submission-mb", help="Largest submission folder to snapshot, MiB."),
-    ] = 256.0,
-    executor: Annotated[str, typer.Option("--executor", help="local, process or ray.")] = "local",
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel runs (process/ray).")] = 1,
-    address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address ('auto' joins one).")
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads", help="CPU threads per run (default: all cores; fixed for reproducibility)."
-        ),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI).")] = False,
+    task: Tasks = None,
+    seed: Seeds = None,
+    device: Device = None,
+    timeout: Timeout = None,
+    resume: Resume = False,
+    force: Force = False,
+    results_dir: ResultsDir = Path("leaderboards/results"),
+    epochs: Epochs = None,
+    set_: Sets = None,
+    memory_limit: MemoryLimit = None,
+    isolation: Isolation = None,
+    max_submission_mb: MaxSubmissionMb = 256.0,
+    executor: Executor = "local",
+    jobs: Jobs = 1,
+    address: Address = None,
+    threads: Threads = None,
+    quiet: Quiet = False,
 ) -> None:
     """Train and evaluate submissions on their tasks; write a result record per run."""
     from medbench.executors import get_executor
     from medbench.runner import RunOptions, plan
     from medbench.sandbox import resolve_isolation
-    from medbench.supervise import clear_stop, stop_exit_code, stop_on_signals
 
     runs = plan(paths, task or (), seed or [0])
     mode, warning = resolve_isolation(isolation)
@@ -424,52 +434,63 @@ def run_command(
         raise MedbenchError(f"--results-dir {results_dir} is a file, not a folder")
     if warning:
         err_console.print(styled("warning:", "bold yellow", f" {warning}"), soft_wrap=True)
-    console.print(
-        Text(
-            printable(
-                f"{len(runs)} run(s): "
-                + ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs)
-            )
-        )
-    )
+    names = ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs)
+    console.print(Text(printable(f"{len(runs)} run(s): {names}")))
+    chosen = get_executor(executor, jobs=jobs, address=address)
     with progress_bar(quiet) as bar:
-        jobs_by_run: dict = {}
+        outcomes = _run_stoppably(chosen, runs, options, RunProgress(bar))
+    if _print_outcomes(outcomes):
+        raise typer.Exit(1)
 
-        def on_event(event: dict) -> None:
-            key = (event.get("submission"), event.get("task"), event.get("seed"))
-            if event.get("event") == "start":
-                jobs_by_run["current"] = bar.add_task(
-                    f"{key[0]} · {key[1]} · seed {key[2]} ({event.get('device')})", total=None
-                )
-            elif event.get("event") == "epoch" and "current" in jobs_by_run:
-                metric = event.get("val_metric")
-                bar.update(
-                    jobs_by_run["current"],
-                    completed=event.get("epoch"),
-                    total=event.get("epochs"),
-                    description=(
-                        f"epoch {event.get('epoch')}/{event.get('epochs')} loss {event.get('loss', float('nan')):.4f} "
-                        f"val {metric if metric is None else round(metric, 4)} "
-                        f"{event.get('images_per_s', 0):.0f} img/s"
-                    ),
-                )
 
-        chosen = get_executor(executor, jobs=jobs, address=address)
-        clear_stop()
-        try:
-            with stop_on_signals():
-                outcomes = chosen.run(runs, options, on_event)
-        except Interrupted as exc:
-            err_console.print(
-                styled(
-                    "interrupted:",
-                    "bold red",
-                    f" {one_line(exc)}; the run(s) in progress were killed with their whole "
-                    "process trees and no record was written for them (finished runs keep theirs)",
+class RunProgress:
+    """A progress bar per run, fed by the child's events (epochs, loss, validation metric)."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar, self.current = bar, None
+
+    def __call__(self, event: dict) -> None:
+        if event.get("event") == "start":
+            label = f"{event.get('submission')} · {event.get('task')} · seed {event.get('seed')}"
+            self.current = self.bar.add_task(f"{label} ({event.get('device')})", total=None)
+        elif event.get("event") == "epoch" and self.current is not None:
+            metric = event.get("val_metric")
+            self.bar.update(
+                self.current,
+                completed=event.get("epoch"),
+                total=event.get("epochs"),
+                description=(
+                    f"epoch {event.get('epoch')}/{event.get('epochs')} "
+                    f"loss {event.get('loss', float('nan')):.4f} "
+                    f"val {metric if metric is None else round(metric, 4)} "
+                    f"{event.get('images_per_s', 0):.0f} img/s"
                 ),
-                soft_wrap=True,
             )
-            raise typer.Exit(stop_exit_code()) from None
+
+
+def _run_stoppably(executor, runs, options, on_event) -> list:
+    """Run with SIGINT, SIGTERM and SIGHUP stopping every run (one line, exit 128 + signal)."""
+    from medbench.supervise import clear_stop, stop_exit_code, stop_on_signals
+
+    clear_stop()
+    try:
+        with stop_on_signals():
+            return executor.run(runs, options, on_event)
+    except Interrupted as exc:
+        err_console.print(
+            styled(
+                "interrupted:",
+                "bold red",
+                f" {one_line(exc)}; the run(s) in progress were killed with their whole "
+                "process trees and no record was written for them (finished runs keep theirs)",
+            ),
+            soft_wrap=True,
+        )
+        raise typer.Exit(stop_exit_code()) from None
+
+
+def _print_outcomes(outcomes: list) -> int:
+    """One line per run; returns how many failed."""
     failed = 0
     for o in outcomes:
         name = f"{o.run.submission.name}/{o.run.task}/seed{o.run.seed}"
@@ -492,8 +513,7 @@ def run_command(
                 styled("failed", "bold red", f"  {name}: {one_line(o.message)}{where}"),
                 soft_wrap=True,
             )
-    if failed:
-        raise typer.Exit(1)
+    return failed
 
 
 # --- new, check ----------------------------------------------------------------------------------
@@ -599,6 +619,29 @@ def verify_command(
         )
     bad = [r for r in results if r.status in ("differs", "unverifiable")]
     if bad:
+        raise typer.Exit(1)
+
+
+@app.command("rescore")
+@reports_errors
+def rescore_command(
+    records: Annotated[list[Path], typer.Argument(help="Result records, or folders of them.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the new records here (default: in place).")
+    ] = None,
+) -> None:
+    """Score records again for the current task version, from their saved predictions or
+    per-case columns (no re-run); say what could not be."""
+    from medbench.rescore import rescore_records
+
+    colours = {"rescored": "green", "current": "dim", "impossible": "yellow"}
+    results = rescore_records(records, out=out)
+    for r in results:
+        console.print(
+            styled(f"{r.status:<10}", colours[r.status], f" {r.path}: {one_line(r.detail)}"),
+            soft_wrap=True,
+        )
+    if any(r.status == "impossible" for r in results):
         raise typer.Exit(1)
 
 

@@ -232,7 +232,9 @@ def resolve(run: Run, options: RunOptions, *, take_snapshot: bool = True) -> Res
         # What runs is this copy: the record names its hash, whatever happens to the folder now.
         staging = staging_folder()
         try:
-            snap = snapshot(run.submission, staging / "submission", limit_mb=options.max_submission_mb)
+            snap = snapshot(
+                run.submission, staging / "submission", limit_mb=options.max_submission_mb
+            )
             manifest = read_manifest(snap.path)
         except BaseException:
             remove_tree(staging)
@@ -240,7 +242,11 @@ def resolve(run: Run, options: RunOptions, *, take_snapshot: bool = True) -> Res
         if spec.name not in manifest.tasks:
             remove_tree(staging)
             raise SubmissionError(f"submission {manifest.name!r} does not enter task {spec.name!r}")
-    digest = snap.content_sha256 if snap else content_hash(run.submission, limit_mb=options.max_submission_mb)
+    digest = (
+        snap.content_sha256
+        if snap
+        else content_hash(run.submission, limit_mb=options.max_submission_mb)
+    )
     t0 = time.perf_counter()
     prepared = prepare(spec)
     return ResolvedRun(
@@ -310,7 +316,9 @@ def write_outcome(outcome: Outcome) -> Outcome:
         else:
             saved.unlink(missing_ok=True)  # a failed run replaces an older run's predictions
     except OSError as exc:
-        raise RecordError(f"cannot write saved predictions {saved}: {exc.strerror or exc}") from None
+        raise RecordError(
+            f"cannot write saved predictions {saved}: {exc.strerror or exc}"
+        ) from None
     outcome.record = write_record(outcome.path, outcome.record)
     outcome.predictions = None
     return outcome
@@ -326,7 +334,9 @@ def check_writable(folder: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".medbench-probe.", suffix=".tmp"):
             pass
     except OSError as exc:
-        raise RecordError(f"cannot write result records into {folder}: {exc.strerror or exc}") from None
+        raise RecordError(
+            f"cannot write result records into {folder}: {exc.strerror or exc}"
+        ) from None
 
 
 # --- computing a run -----------------------------------------------------------------------------
@@ -345,7 +355,9 @@ def compute(resolved: ResolvedRun, options: RunOptions, on_event: Event | None =
             resolved.prepared.verify()  # once, before the child; a changed file is refused by name
             resolved.prepare_s += time.perf_counter() - t0
             check_writable(resolved.target.parent)
-            prepare_folder(resolved.folder, resolved.snapshot, resolved.identity, resume=options.resume)
+            prepare_folder(
+                resolved.folder, resolved.snapshot, resolved.identity, resume=options.resume
+            )
             layout, ids, job_path = _stage(resolved, options)
             if on_event:
                 on_event(_start_event(resolved))
@@ -436,7 +448,9 @@ def _conclude(resolved, options, ended, tree, wall_s, ids, started) -> Outcome:
     record.timings = {"prepare_s": round(resolved.prepare_s, 3), "child_wall_s": round(wall_s, 3)}
     record.peak_memory_mb = ended.peak_memory_mb
     reason, child_info = _child_outcome(ended, output)
-    record.timings.update({k: round(child_info[k], 3) for k in ("fit_s", "predict_s") if k in child_info})
+    record.timings.update(
+        {k: round(child_info[k], 3) for k in ("fit_s", "predict_s") if k in child_info}
+    )
     record.device_name = child_info.get("device_name", resolved.device)
     record.peak_gpu_memory_mb = child_info.get("peak_gpu_memory_mb")
     damage = _damaged_caches(resolved.spec, resolved.isolation)
@@ -521,12 +535,17 @@ def _score(resolved: ResolvedRun, ids: Ids, output: Path):
         shapes = truth[split].shapes() if isinstance(truth[split], Ragged) else None
         try:
             raw = read_predictions(
-                output / f"predictions-{split}.npz", spec, n_cases=len(ids.real[split]), shapes=shapes
+                output / f"predictions-{split}.npz",
+                spec,
+                n_cases=len(ids.real[split]),
+                shapes=shapes,
             )
             real = unblind(raw, ids.opaque[split], ids.real[split], split=split)
             preds[split] = validate(spec, real, ids.real[split], shapes=shapes)
         except PredictionError as exc:
-            raise PredictionError(f"on the validation split: {exc}" if split == "val" else str(exc)) from None
+            raise PredictionError(
+                f"on the validation split: {exc}" if split == "val" else str(exc)
+            ) from None
     test = prepared.split("test", with_targets=False)
     report = score_run(spec, preds, truth, test.cases)
     saved = {s: (ids.real[s], preds[s]) for s in ("test", "val")}
@@ -570,7 +589,10 @@ def _base_record(resolved: ResolvedRun, options: RunOptions, tree: ProcessTree) 
             "split_sha256": spec.split_sha256,
             "data_sha256": prepared.data_sha256,
             "raw_sha256": prepared.manifest.get("raw_sha256"),
-            "data_source": {"dataset": prepared.source["dataset"], "layout": prepared.source["layout"]},
+            "data_source": {
+                "dataset": prepared.source["dataset"],
+                "layout": prepared.source["layout"],
+            },
             "n_test": prepared.manifest["counts"]["test"],
         },
         submission={

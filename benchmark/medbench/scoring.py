@@ -121,7 +121,9 @@ def context_for(spec: TaskSpec, cases: pd.DataFrame | None = None, val=None) -> 
 
 def _available(bound: Bound, cases: Cases, context: Context) -> bool:
     """Whether ``bound`` can be computed: an operating point needs validation predictions, a
-    group AUC its group column."""
+    group AUC its group column, every metric its columns."""
+    if bound.spec.column is not None and bound.spec.resolved_column(bound.parameter) not in cases:
+        return False
     if bound.spec.parameter == "point":
         return f"pred@{bound.parameter}" in cases
     if bound.spec.parameter == "group":
@@ -166,13 +168,13 @@ def _per_class(bound: Bound, cases: Cases, context: Context, n_resamples: int) -
 def _operating_points(spec: TaskSpec, context: Context, summary: dict) -> dict[str, dict]:
     points = {}
     for name, rule in spec.option("operating_points", ()) or ():
-        if f"sensitivity@{name}" not in summary:
+        found = {w: summary.get(f"{w}@{name}") for w in ("sensitivity", "specificity")}
+        if context.val is None or not any(found.values()):
             continue
         points[name] = {
             "rule": list(rule) if isinstance(rule, (tuple, list)) else rule,
             "threshold": point_threshold(context, name),
-            "sensitivity": summary[f"sensitivity@{name}"].value,
-            "specificity": summary[f"specificity@{name}"].value,
+            **{w: v.value if v else None for w, v in found.items()},
         }
     return points
 
@@ -197,19 +199,40 @@ def score(
     spec = get_task(spec) if isinstance(spec, str) else spec
     cases = cases.reset_index(drop=True)
     context = context_for(spec, cases, val)
-    bounds = [spec.metric(name).bound for name in (metrics or spec.metric_names)]
+    names = metrics or spec.metric_names
     columns: Cases = {}
     done: set = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # counted, not printed
+        for name in names:
+            bound = spec.metric(name).bound
+            if (bound.spec.columns, bound.parameter) not in done:
+                columns.update(bound.columns(truth, predictions, context))
+                done.add((bound.spec.columns, bound.parameter))
+    return summarise(
+        spec, columns, cases, split=split, val=val, n_resamples=n_resamples, metrics=names
+    )
+
+
+def summarise(
+    spec: TaskSpec,
+    columns: Cases,
+    cases: pd.DataFrame,
+    *,
+    split: str = "test",
+    val: tuple[Any, Any] | None = None,
+    n_resamples: int = N_RESAMPLES,
+    metrics: tuple[str, ...] | None = None,
+) -> ScoreReport:
+    """The report of per-case ``columns`` (the metrics' sufficient statistics): each metric whose
+    columns are there, with its interval. ``medbench rescore`` calls it on a record's columns."""
+    context = context_for(spec, cases, val)
     summary: dict[str, MetricValue] = {}
     per_class: dict[str, dict[str, MetricValue]] = {}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)  # counted, not printed
-        for bound in bounds:
-            key = (bound.spec.columns, bound.parameter)
-            if key not in done:
-                columns.update(bound.columns(truth, predictions, context))
-                done.add(key)
-        for bound in bounds:
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        for name in metrics or spec.metric_names:
+            bound = spec.metric(name).bound
             if not _available(bound, columns, context):
                 continue
             summary[bound.name] = _summary(bound, columns, context, n_resamples)
@@ -241,7 +264,13 @@ def score_run(
     if spec.kind == "binary" and split != "val" and "val" in predictions and "val" in truth:
         val = (targets(truth["val"]), predictions["val"])
     return score(
-        spec, predictions[split], targets(truth[split]), cases, split=split, val=val, n_resamples=n_resamples
+        spec,
+        predictions[split],
+        targets(truth[split]),
+        cases,
+        split=split,
+        val=val,
+        n_resamples=n_resamples,
     )
 
 

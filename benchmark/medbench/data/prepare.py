@@ -60,7 +60,7 @@ from medbench.tasks import TaskSpec, get_task
 from medbench.tasks.spec import SPLITS
 from medbench.tasks.splits import load_split
 
-PREP_VERSION = 3  # bump when this module changes what it writes
+PREP_VERSION = 4  # bump when this module changes what it writes
 
 
 @dataclass(frozen=True)
@@ -158,9 +158,11 @@ def _manifest_seal(manifest: dict) -> str:
 
 
 def data_hash(manifest: dict) -> str:
-    """The data hash of a prepared task: its manifest's content (raw files, arrays, counts,
-    versions), so that no array can change under an unchanged data hash."""
-    keys = ("task", "task_version", "prep_version", "split_sha256", "counts", "raw_files", "arrays")
+    """The data hash of a prepared task: what its manifest says the data is (raw files, every
+    array written, counts, split), so that no array can change under an unchanged data hash.
+    Versions are left out: a new task version that prepares the same arrays (a metric added)
+    has the same data, and its records can be rescored."""
+    keys = ("task", "split_sha256", "counts", "raw_files", "arrays")
     body = {k: manifest.get(k) for k in keys}
     return sha256_bytes(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
