@@ -50,32 +50,44 @@ run() {
     --quiet "${extra[@]}" || status=1
 }
 
-# The CPU-only entries (the floor and the Bar et al. 2015 baseline).
+# The tasks a submission enters, from its submission.toml (runs of tasks without data are skipped).
+tasks_of() {
+  python3 -c 'import sys, tomllib; print(*tomllib.load(open(sys.argv[1], "rb"))["submission"]["tasks"])' \
+    "submissions/$1/submission.toml"
+}
+
+# The CPU-only entries (the floor and the Bar et al. 2015 baseline), on every task they enter.
 cpu_only() {
   local task
-  for task in toy-anatomy toy-lesions jsrt-anatomy jsrt-nodule isbi2012-membranes \
-              messidor2-referable messidor2-grading retinamnist dsb2018-nuclei tb-cxr ctc-u373 ctc-hela; do
-    run dummy "$task"
-  done
-  for task in toy-lesions jsrt-nodule messidor2-referable messidor2-grading retinamnist tb-cxr; do
-    run lbp-svm "$task" --gpu "n_jobs=4"
-  done
+  for task in $(tasks_of dummy); do run dummy "$task"; done
+  for task in $(tasks_of lbp-svm); do run lbp-svm "$task" --gpu "n_jobs=4"; done
   return $status
 }
 
-# The torch entries. GPU: longer schedules than the submission.toml defaults where an epoch is a
-# fraction of a second, and a checkpoint every few epochs (writing one costs more than an epoch).
+# The [train] overrides of a torch entry on a task, per mode, into GPU_SETS and CPU_SETS (empty:
+# the submission.toml as is). GPU: longer schedules than the defaults where an epoch is a fraction
+# of a second, and a checkpoint every few epochs (writing one costs more than an epoch).
+overrides() {
+  GPU_SETS="" CPU_SETS=""
+  case "$1/$2" in
+    unet/jsrt-anatomy) GPU_SETS="epochs=150 checkpoint_every=25" CPU_SETS="base_width=16 epochs=60" ;;
+    unet/isbi2012-membranes) GPU_SETS="epochs=600 checkpoint_every=50" CPU_SETS="base_width=16 epochs=400" ;;
+    unet/dsb2018-nuclei) GPU_SETS="epochs=100 val_every=5 checkpoint_every=10" CPU_SETS="base_width=16 epochs=80 val_every=2" ;;
+    cnn/messidor2-*) GPU_SETS="checkpoint_every=10" CPU_SETS="epochs=30 image_size=224" ;;
+    cnn/toy-lesions) ;;
+    cnn/*) GPU_SETS="checkpoint_every=10" CPU_SETS="epochs=30" ;;
+  esac
+}
+
+# The torch entries, on every task they enter.
 torch_entries() {
-  run unet toy-anatomy
-  run unet jsrt-anatomy --gpu "epochs=150 checkpoint_every=25" --cpu "base_width=16 epochs=60"
-  run unet isbi2012-membranes --gpu "epochs=600 checkpoint_every=50" --cpu "base_width=16 epochs=400"
-  run unet dsb2018-nuclei --gpu "epochs=100 val_every=5 checkpoint_every=10" --cpu "base_width=16 epochs=80 val_every=2"
-  run cnn toy-lesions
-  run cnn retinamnist --gpu "checkpoint_every=10" --cpu "epochs=30"
-  run cnn jsrt-nodule --gpu "checkpoint_every=10" --cpu "epochs=30"
-  run cnn messidor2-referable --gpu "checkpoint_every=10" --cpu "epochs=30 image_size=224"
-  run cnn messidor2-grading --gpu "checkpoint_every=10" --cpu "epochs=30 image_size=224"
-  run cnn tb-cxr --gpu "checkpoint_every=10" --cpu "epochs=30"
+  local sub task
+  for sub in unet cnn; do
+    for task in $(tasks_of "$sub"); do
+      overrides "$sub" "$task"
+      run "$sub" "$task" --gpu "$GPU_SETS" --cpu "$CPU_SETS"
+    done
+  done
   return $status
 }
 

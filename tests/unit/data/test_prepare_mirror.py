@@ -26,6 +26,8 @@ MIRROR_TASKS = {
     "messidor2-referable": (1046, 261, 437),
     "messidor2-grading": (1046, 261, 437),
     "retinamnist": (1080, 120, 400),
+    "pneumoniamnist": (4708, 524, 624),
+    "breastmnist": (546, 78, 156),
     "dsb2018-nuclei": (431, 100, 133),
 }
 
@@ -163,6 +165,24 @@ def test_retinamnist_equals_the_official_file(mirror):
             assert data.images.shape == (len(data), 28, 28, 3)
             np.testing.assert_array_equal(data.images, official[f"{data.name}_images"])
             np.testing.assert_array_equal(data.targets, official[f"{data.name}_labels"].ravel())
+
+
+@pytest.mark.parametrize(
+    ("name", "to_task", "test_positives"),
+    [
+        ("pneumoniamnist", lambda label: label, 390),  # 1 = pneumonia, as in the file
+        ("breastmnist", lambda label: 1 - label, 42),  # the file's 0 = malignant is the positive
+    ],
+)
+def test_binary_medmnist_equals_the_official_file(mirror, name, to_task, test_positives):
+    prepared = ready(name, mirror)
+    with np.load(mirror / name / f"{name}.npz") as official:
+        for data in splits(prepared):
+            assert data.images.shape == (len(data), 28, 28, 1)
+            np.testing.assert_array_equal(data.images[..., 0], official[f"{data.name}_images"])
+            expected = to_task(official[f"{data.name}_labels"].ravel().astype(np.int64))
+            np.testing.assert_array_equal(data.targets, expected)
+    assert int(np.asarray(prepared.split("test").targets).sum()) == test_positives
 
 
 def test_dsb2018(mirror):
