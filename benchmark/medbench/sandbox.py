@@ -182,9 +182,14 @@ def python_roots() -> list[str]:
 
 def child_env(workdir: str) -> dict[str, str]:
     """The sandboxed child's environment: the passed variables, caches and HOME in ``workdir``."""
+    import medbench
+
     env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
     env.update(
         {
+            # The child imports the medbench the parent runs (bound read-only), whichever way it
+            # was installed or put on the path.
+            "PYTHONPATH": str(Path(medbench.__file__).resolve().parents[1]),
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",  # the snapshot is read-only; nothing to cache
             "HOME": workdir,
