@@ -239,8 +239,8 @@ def summarise(
             if bound.spec.per_class:
                 for cls, value in _per_class(bound, columns, context, n_resamples).items():
                     per_class.setdefault(cls, {})[bound.name] = value
+        points = _operating_points(spec, context, summary)
     per_case = pd.DataFrame({"case_id": list(cases["case_id"]), **columns})
-    points = _operating_points(spec, context, summary)
     return ScoreReport(spec.name, split, summary, per_class, per_case, points)
 
 
