@@ -117,6 +117,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "child_s": time.perf_counter() - started,
         "device_name": job["device"],
         "peak_gpu_memory_mb": None,
+        "notes": dict(list(ctx.notes.items())[:20]),
     }
     torch = sys.modules.get("torch")
     if torch is not None and job["device"].startswith("cuda") and torch.cuda.is_available():

@@ -57,6 +57,7 @@ class Record:
     peak_memory_mb: float | None = None
     created: str = ""
     gallery: dict[str, Any] | None = None
+    notes: dict[str, str] = field(default_factory=dict)  # what the submission stated (ctx.note)
     schema: str = SCHEMA
 
     def scored(self, fields: dict[str, Any]) -> None:

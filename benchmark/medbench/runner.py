@@ -453,6 +453,7 @@ def _conclude(resolved, options, ended, tree, wall_s, ids, started) -> Outcome:
     )
     record.device_name = child_info.get("device_name", resolved.device)
     record.peak_gpu_memory_mb = child_info.get("peak_gpu_memory_mb")
+    record.notes = child_info.get("notes", {})
     damage = _damaged_caches(resolved.spec, resolved.isolation)
     reason = reason or (f"the submission changed a prepared data cache: {damage}" if damage else "")
     saved = None

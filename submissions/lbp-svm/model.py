@@ -1,10 +1,7 @@
 """The low-level baseline of Bar et al. 2015: local binary pattern histograms + an RBF SVM.
 
-Features: each image becomes grey (ITU-R 601 luminance, uint8) and is shrunk with area
-averaging so that its longer side is at most ``max_side``; rotation-invariant uniform LBP codes
-(Ojala et al. 2002) are computed at several (points, radius) scales; each scale's code histogram
-is taken over the whole image and over a 2x2 and a 4x4 grid of cells (a spatial pyramid), each
-histogram normalised to sum to 1, and all are concatenated.
+Features: ``medbench.features.lbp_histograms`` (multi-scale uniform LBP, whole image and 2x2 and
+4x4 cells, each histogram summing to 1), with the scales, grids and size of ``[train]``.
 
 Classifier: zero-mean unit-variance scaling, then ``SVC(kernel="rbf", class_weight="balanced")``
 with Platt-scaled probabilities from 5-fold cross-validation on the training split (what
@@ -19,14 +16,9 @@ seen those cases).
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import cv2
 import numpy as np
-from skimage.feature import local_binary_pattern
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -34,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from medbench import Dataset, RunContext, Submission, SubmissionError, TaskInfo, validation_score
+from medbench.features import lbp_histograms
 
 DEFAULTS: dict[str, Any] = {
     "scales": [[8, 1], [16, 2]],  # (points P, radius R) of each LBP operator
@@ -42,87 +35,6 @@ DEFAULTS: dict[str, Any] = {
     "c_grid": [0.1, 1.0, 10.0, 100.0],
     "n_jobs": 0,  # feature threads; 0 = one per core
 }
-
-
-def to_grey(image: np.ndarray, max_side: int) -> np.ndarray:
-    """``(H, W[, C])`` integer image -> ``(h, w)`` luminance of the same dtype, longer side at
-    most ``max_side``.
-
-    LBP compares neighbours with the centre, so it is meant for integer images: floats would
-    turn rounding noise into patterns.
-    """
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 3:
-        grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    elif image.ndim == 3:
-        grey = image[:, :, 0]
-    else:
-        grey = image
-    if grey.dtype not in (np.uint8, np.uint16):
-        raise SubmissionError(f"lbp-svm expects uint8 or uint16 images; got {grey.dtype}")
-    h, w = grey.shape
-    if max(h, w) > max_side:
-        scale = max_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(grey)
-
-
-def cell_histograms(codes: np.ndarray, n_bins: int, grids: Sequence[int]) -> np.ndarray:
-    """Normalised histograms of integer ``codes`` ``(h, w)`` in each cell of each ``g x g`` grid:
-    ``(n_bins * sum(g * g),)``, every cell's histogram summing to 1 (0 for an empty cell)."""
-    h, w = codes.shape
-    out = []
-    for g in grids:
-        rows = np.minimum(np.arange(h) * g // h, g - 1)
-        cols = np.minimum(np.arange(w) * g // w, g - 1)
-        cell = rows[:, None] * g + cols[None, :]
-        # One bincount over (cell, code) pairs gives every cell's histogram at once.
-        counts = np.bincount((cell * n_bins + codes).ravel(), minlength=g * g * n_bins).reshape(
-            g * g, n_bins
-        )
-        totals = counts.sum(axis=1, keepdims=True)
-        out.append((counts / np.maximum(totals, 1)).ravel())
-    return np.concatenate(out)
-
-
-def lbp_features(
-    grey: np.ndarray, scales: Sequence[Sequence[int]], grids: Sequence[int]
-) -> np.ndarray:
-    """Multi-scale uniform-LBP spatial-pyramid histograms of one ``(h, w)`` uint8 image.
-
-    Shape ``(sum over scales of (P + 2) * sum(g * g),)``: uniform LBP with P points has P + 2
-    codes (P + 1 uniform patterns and one bin for all others).
-    """
-    parts = []
-    for points, radius in scales:
-        codes = local_binary_pattern(grey, int(points), float(radius), method="uniform").astype(
-            np.int64
-        )
-        parts.append(cell_histograms(codes, int(points) + 2, grids))
-    return np.concatenate(parts).astype(np.float32)
-
-
-def featurise(images: Any, options: dict[str, Any]) -> np.ndarray:
-    """``(n, d)`` float32 features of a sequence of images (``(n, H, W, C)`` array or list).
-
-    skimage's LBP and OpenCV release the GIL, so a pool of threads uses every core without
-    copying the images to other processes.
-    """
-
-    def one(i: int) -> np.ndarray:
-        return lbp_features(
-            to_grey(images[i], options["max_side"]), options["scales"], options["grids"]
-        )
-
-    n = len(images)
-    if n == 0:
-        return np.zeros((0, 0), np.float32)
-    jobs = int(options["n_jobs"]) or os.cpu_count() or 1
-    if jobs == 1 or n < 16:
-        return np.stack([one(i) for i in range(n)])
-    with ThreadPoolExecutor(jobs) as pool:
-        return np.stack(list(pool.map(one, range(n), chunksize=8)))
 
 
 def selection_score(task: TaskInfo, y: np.ndarray, proba: np.ndarray) -> float:
@@ -168,6 +80,16 @@ class LBPSVM(Submission):
     def features(self, images: Any, ctx: RunContext | None = None) -> np.ndarray:
         """``(n, d)`` LBP features of ``images`` with the run's options (defaults without ``ctx``)."""
         return featurise(images, DEFAULTS if ctx is None else self.options(ctx))
+
+
+def featurise(images: Any, options: dict[str, Any]) -> np.ndarray:
+    return lbp_histograms(
+        images,
+        scales=options["scales"],
+        grids=options["grids"],
+        max_side=options["max_side"],
+        n_jobs=options["n_jobs"],
+    )
 
     def fit(self, task: TaskInfo, train: Dataset, val: Dataset, ctx: RunContext) -> None:
         if task.kind not in ("binary", "multiclass"):

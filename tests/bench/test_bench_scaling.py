@@ -153,7 +153,7 @@ def _instances(n: int, rng: np.random.Generator) -> dict:
 
     def check(report) -> None:
         assert report.value("dsb_ap") == pytest.approx(0.8, abs=1e-12)
-        assert report.value("dice") == pytest.approx(210 / 225, abs=1e-12)
+        assert report.value("foreground_dice") == pytest.approx(210 / 225, abs=1e-12)
         if "f1_50" in report.summary:
             assert report.value("f1_50") == pytest.approx(1.0, abs=1e-12)
         if "seg" in report.summary:

@@ -157,13 +157,27 @@ def test_a_long_line_is_never_parsed_as_an_event(tmp_path):
                     "child_s": 1,
                     "device_name": "cpu",
                     "peak_gpu_memory_mb": None,
+                    "notes": {},
                 }
             ).encode(),
             "malformed field(s) ['fit_s']",
         ),
         (
             json.dumps({"fit_s": 1, "predict_s": 1, "child_s": 1, "device_name": "cpu"}).encode(),
-            "malformed field(s) ['peak_gpu_memory_mb']",
+            "malformed field(s) ['peak_gpu_memory_mb', 'notes']",
+        ),
+        (
+            json.dumps(
+                {
+                    "fit_s": 1,
+                    "predict_s": 1,
+                    "child_s": 1,
+                    "device_name": "cpu",
+                    "peak_gpu_memory_mb": None,
+                    "notes": {"weights": ["not", "a", "string"]},
+                }
+            ).encode(),
+            "malformed field(s) ['notes']",
         ),
     ],
 )
@@ -183,6 +197,7 @@ def test_the_childs_json_keeps_only_the_schema(tmp_path):
         "child_s": 2,
         "device_name": "x" * 5000,
         "peak_gpu_memory_mb": None,
+        "notes": {"weights": "efficientnet-lite0"},
         "extra": "dropped",
     }
     path.write_text(json.dumps(good))

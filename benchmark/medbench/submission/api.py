@@ -81,9 +81,15 @@ class RunContext:
     resume: bool = False
     # Called by trainers once per epoch with a dict (epoch, loss, val metric, images/s, ...).
     on_epoch: Any = None
+    notes: dict[str, str] = field(default_factory=dict)
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.train.get(name, default)
+
+    def note(self, key: str, value: str) -> None:
+        """State a fact about the run for its record (``notes``), e.g. the pretrained weights used
+        and their SHA-256. What the submission says, recorded as said."""
+        self.notes[str(key)[:100]] = str(value)[:500]
 
 
 class Dataset:

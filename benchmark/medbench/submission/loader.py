@@ -37,6 +37,9 @@ TRAIN_TYPES: dict[str, tuple[type, ...]] = {
     "val_every": (int,),
     "base_width": (int,),
     "max_minutes": (float, int),
+    "aug": (str,),
+    "backbone_lr": (float, int),
+    "trainable_stages": (int,),
 }
 
 
