@@ -387,6 +387,13 @@ Threads = Annotated[
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI).")]
+Variant = Annotated[
+    str | None,
+    typer.Option(
+        "--variant",
+        help="Label runs with other settings: their entry is NAME+VARIANT, beside NAME's own.",
+    ),
+]
 
 
 @app.command("run")
@@ -409,6 +416,7 @@ def run_command(
     jobs: Jobs = 1,
     address: Address = None,
     threads: Threads = None,
+    variant: Variant = None,
     quiet: Quiet = False,
 ) -> None:
     """Train and evaluate submissions on their tasks; write a result record per run."""
@@ -429,12 +437,15 @@ def run_command(
         threads=threads,
         isolation=mode,
         max_submission_mb=max_submission_mb,
+        variant=variant,
     )
     if results_dir.exists() and not results_dir.is_dir():
         raise MedbenchError(f"--results-dir {results_dir} is a file, not a folder")
     if warning:
         err_console.print(styled("warning:", "bold yellow", f" {warning}"), soft_wrap=True)
-    names = ", ".join(f"{r.submission.name}/{r.task}/seed{r.seed}" for r in runs)
+    names = ", ".join(
+        f"{options.entry_name(r.submission.name)}/{r.task}/seed{r.seed}" for r in runs
+    )
     console.print(Text(printable(f"{len(runs)} run(s): {names}")))
     chosen = get_executor(executor, jobs=jobs, address=address)
     with progress_bar(quiet) as bar:
@@ -493,7 +504,8 @@ def _print_outcomes(outcomes: list) -> int:
     """One line per run; returns how many failed."""
     failed = 0
     for o in outcomes:
-        name = f"{o.run.submission.name}/{o.run.task}/seed{o.run.seed}"
+        entry = ((o.record or {}).get("submission") or {}).get("name") or o.run.submission.name
+        name = f"{entry}/{o.run.task}/seed{o.run.seed}"
         if o.status == "ok":
             primary = o.record["primary_metric"]
             shown = _value_ci(o.record["metrics"].get(primary, {}))

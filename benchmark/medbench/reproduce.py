@@ -67,6 +67,7 @@ def reproduce(
             force=True,
             train_overrides=dict(record.get("train") or {}),
             threads=threads,
+            variant=record["submission"].get("variant"),
         )
         outcome = compute_run(Run(folder, spec.name, int(record["seed"])), options, on_event)
     new = outcome.record or {}

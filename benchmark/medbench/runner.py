@@ -102,6 +102,9 @@ class RunOptions:
     threads: int | None = None
     isolation: str | None = None  # sandbox | none; None: sandbox where bubblewrap works
     max_submission_mb: float = DEFAULT_LIMIT_MB
+    # A label for runs with other [train] settings: their records are the entry "<name>+<variant>",
+    # beside the submission's own (e.g. cnn+scratch: --set backbone=resnet18 --set pretrained=false).
+    variant: str | None = None
 
     def __post_init__(self) -> None:
         def positive(value: Any, name: str, unit: str) -> None:
@@ -119,6 +122,19 @@ class RunOptions:
         positive(self.max_submission_mb, "--max-submission-mb", "MiB")
         if self.isolation is not None and self.isolation not in ISOLATIONS:
             raise MedbenchError(f"--isolation must be sandbox or none; got {self.isolation!r}")
+        if self.variant is not None and (
+            not self.variant
+            or len(self.variant) > 40
+            or not all(c.isalnum() or c in "-_." for c in self.variant)
+        ):
+            raise MedbenchError(
+                "--variant may hold only letters, digits, '-', '_', '.' (at most 40); "
+                f"got {self.variant!r}"
+            )
+
+    def entry_name(self, name: str) -> str:
+        """The leaderboard entry of submission ``name`` in these runs."""
+        return f"{name}+{self.variant}" if self.variant else name
 
     def child_threads(self) -> int:
         return int(self.threads or os.cpu_count() or 1)
@@ -195,6 +211,8 @@ class ResolvedRun:
     isolation: str
     target: Path  # the record's path
     prepare_s: float
+    entry: str  # the leaderboard entry: the submission's name, or "<name>+<variant>"
+    variant: str | None = None
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -212,7 +230,7 @@ class ResolvedRun:
 
     @property
     def folder(self) -> Path:
-        return run_folder(self.manifest.name, self.content_sha256, self.spec.name, self.run.seed)
+        return run_folder(self.entry, self.content_sha256, self.spec.name, self.run.seed)
 
     def discard(self) -> None:
         """Remove the snapshot if the run did not take it (skipped, or failed before)."""
@@ -259,8 +277,12 @@ def resolve(run: Run, options: RunOptions, *, take_snapshot: bool = True) -> Res
         train={**manifest.train_for(spec.name), **options.train_overrides},
         device=options.device_or_default,
         isolation=options.isolation_mode(),
-        target=record_path(options.results_dir, spec.name, manifest.name, run.seed),
+        target=record_path(
+            options.results_dir, spec.name, options.entry_name(manifest.name), run.seed
+        ),
         prepare_s=time.perf_counter() - t0,
+        entry=options.entry_name(manifest.name),
+        variant=options.variant,
     )
 
 
@@ -376,7 +398,7 @@ def _start_event(resolved: ResolvedRun) -> dict[str, Any]:
     return {
         "event": "start",
         "task": resolved.spec.name,
-        "submission": resolved.manifest.name,
+        "submission": resolved.entry,
         "seed": resolved.run.seed,
         "device": resolved.device,
     }
@@ -597,7 +619,9 @@ def _base_record(resolved: ResolvedRun, options: RunOptions, tree: ProcessTree) 
             "n_test": prepared.manifest["counts"]["test"],
         },
         submission={
-            "name": resolved.manifest.name,
+            "name": resolved.entry,
+            "folder_name": resolved.manifest.name,
+            "variant": resolved.variant,
             "summary": resolved.manifest.summary,
             "path": sub_path,
             "content_sha256": resolved.content_sha256,

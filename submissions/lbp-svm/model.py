@@ -37,6 +37,17 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def featurise(images: Any, options: dict[str, Any]) -> np.ndarray:
+    """``(n, d)`` LBP features of ``images`` with the options of a run's ``[train]``."""
+    return lbp_histograms(
+        images,
+        scales=options["scales"],
+        grids=options["grids"],
+        max_side=options["max_side"],
+        n_jobs=options["n_jobs"],
+    )
+
+
 def selection_score(task: TaskInfo, y: np.ndarray, proba: np.ndarray) -> float:
     """The task's primary metric of validation probabilities ``(n, K)``, as medbench scores it
     (NaN where undefined)."""
@@ -81,15 +92,6 @@ class LBPSVM(Submission):
         """``(n, d)`` LBP features of ``images`` with the run's options (defaults without ``ctx``)."""
         return featurise(images, DEFAULTS if ctx is None else self.options(ctx))
 
-
-def featurise(images: Any, options: dict[str, Any]) -> np.ndarray:
-    return lbp_histograms(
-        images,
-        scales=options["scales"],
-        grids=options["grids"],
-        max_side=options["max_side"],
-        n_jobs=options["n_jobs"],
-    )
 
     def fit(self, task: TaskInfo, train: Dataset, val: Dataset, ctx: RunContext) -> None:
         if task.kind not in ("binary", "multiclass"):

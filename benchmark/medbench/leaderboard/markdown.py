@@ -20,6 +20,8 @@ from medbench.leaderboard.export import (
     rounded,
 )
 from medbench.leaderboard.stats import N_RANK, SEED
+from medbench.leaderboard.transfer import COLUMNS as TRANSFER_COLUMNS
+from medbench.leaderboard.transfer import transfer_table
 from medbench.tasks import TaskSpec
 
 GENERATED = (
@@ -153,6 +155,7 @@ def render_markdown(
     else:
         lines.append("No successful runs yet.")
     lines += ["", *_footnotes(board, data, multi_seed)]
+    lines += _transfer_section(board)
     lines += ["", "## Metrics", ""]
     lines += [
         f"- `{m.name}` ({'higher' if m.higher_is_better else 'lower'} is better): {m.description}"
@@ -182,6 +185,44 @@ def render_markdown(
             [["Record", "Why"]] + [[cell(x["record"]), cell(x["reason"])] for x in data["excluded"]]
         )
     return "\n".join(lines) + "\n"
+
+
+def _transfer_section(board: Board) -> list[str]:
+    """Untrained vs pretrained x base vs Lakhani augmentation, and the ensemble (when recorded)."""
+    table = transfer_table(board)
+    if table is None:
+        return []
+
+    def shown(found) -> str:
+        if found is None:
+            return "–"
+        return f"{with_ci(found.value, found.ci_low, found.ci_high)} ({cell(found.entry)})"
+
+    head = ["network", *(f"{p} · {a}" for p, a in TRANSFER_COLUMNS)]
+    rows = [head] + [
+        [cell(arch), *(shown(c) for c in row.values())] for arch, row in table["rows"].items()
+    ]
+    anchor = table["anchor"]
+    rows.append(
+        [f"*anchor: {cell(anchor['source'])}*"]
+        + [f"*{num(anchor['cells'][k])}*" if k in anchor["cells"] else "" for k in TRANSFER_COLUMNS]
+    )
+    lines = ["", "## Transfer learning (Lakhani & Sundaram 2017)", ""]
+    lines.append(
+        "Test AUC [95 % DeLong CI] of the runs that differ only in their network, whether it "
+        'started from ImageNet weights, and their augmentation (`[train] aug = "lakhani"`: '
+        "right-angle rotations and CLAHE on top of the base augmentation)."
+    )
+    lines += ["", *_table(rows)]
+    ensemble = table["ensemble"]
+    if ensemble is not None:
+        lines += [
+            "",
+            f"Ensemble of the pretrained runs (mean of their per-case scores): "
+            f"**{with_ci(ensemble.value, ensemble.ci_low, ensemble.ci_high)}** "
+            f"({cell(ensemble.entry)}); the paper's: {num(anchor['ensemble'])}.",
+        ]
+    return lines
 
 
 def _figure_title(path: Path) -> str:

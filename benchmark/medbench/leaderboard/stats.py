@@ -24,6 +24,7 @@ N_PAIRED = 2000  # resamples of a paired bootstrap
 N_RANK = 1000  # resamples of the rank intervals
 SEED = 0
 
+
 @dataclass(frozen=True)
 class Statistic:
     """A summary metric recomputed from per-case columns, on all cases or on resampled indices.
