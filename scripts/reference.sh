@@ -29,12 +29,13 @@ mapfile -t AVAILABLE < <($MEDBENCH tasks --format json | python3 -c \
 has() { local t; for t in "${AVAILABLE[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
 
 status=0
-# run SUBMISSION TASK [--gpu "K=V ..."] [--cpu "K=V ..."]: one (submission, task) with the
-# [train] overrides of this mode (none: the submission.toml as committed).
+# run SUBMISSION TASK [--gpu "K=V ..."] [--cpu "K=V ..."] [--variant V --all "K=V ..."]: one
+# (submission, task) with the [train] overrides of this mode (none: the submission.toml as
+# committed); a variant is its own entry (SUBMISSION+V) with the --all overrides in every mode.
 run() {
-  local sub=$1 task=$2 gpu="" cpu=""; shift 2
+  local sub=$1 task=$2 gpu="" cpu="" all="" variant=""; shift 2
   while [ $# -gt 0 ]; do
-    case "$1" in --gpu) gpu=$2 ;; --cpu) cpu=$2 ;; esac
+    case "$1" in --gpu) gpu=$2 ;; --cpu) cpu=$2 ;; --all) all=$2 ;; --variant) variant=$2 ;; esac
     shift 2
   done
   has "$task" || { echo "skip $sub/$task: no data"; return 0; }
@@ -44,8 +45,9 @@ run() {
     cpu) sets=$cpu ;;
     quick) sets="epochs=1" ;;
   esac
-  for kv in $sets; do extra+=(--set "$kv"); done
-  case "$sub" in dummy|lbp-svm) device=cpu ;; esac  # no torch model: always on the CPU
+  for kv in $sets $all; do extra+=(--set "$kv"); done
+  [ -n "$variant" ] && extra+=(--variant "$variant")
+  case "$sub" in dummy|lbp-svm|deep-features) device=cpu ;; esac  # always on the CPU
   $MEDBENCH run "submissions/$sub" --task "$task" --device "$device" --results-dir "$RESULTS" \
     --quiet "${extra[@]}" || status=1
 }
@@ -61,6 +63,7 @@ cpu_only() {
   local task
   for task in $(tasks_of dummy); do run dummy "$task"; done
   for task in $(tasks_of lbp-svm); do run lbp-svm "$task" --gpu "n_jobs=4"; done
+  for task in $(tasks_of deep-features); do run deep-features "$task"; done
   return $status
 }
 
@@ -73,9 +76,10 @@ overrides() {
     unet/jsrt-anatomy) GPU_SETS="epochs=150 checkpoint_every=25" CPU_SETS="base_width=16 epochs=60" ;;
     unet/isbi2012-membranes) GPU_SETS="epochs=600 checkpoint_every=50" CPU_SETS="base_width=16 epochs=400" ;;
     unet/dsb2018-nuclei) GPU_SETS="epochs=100 val_every=5 checkpoint_every=10" CPU_SETS="base_width=16 epochs=80 val_every=2" ;;
-    cnn/messidor2-*) GPU_SETS="checkpoint_every=10" CPU_SETS="epochs=30 image_size=224" ;;
+    # cnn's submission.toml is sized for a CPU; a GPU fine-tunes every stage, longer.
+    cnn/messidor2-*) GPU_SETS="image_size=384 trainable_stages=7 epochs=30 checkpoint_every=10" ;;
     cnn/toy-lesions) ;;
-    cnn/*) GPU_SETS="checkpoint_every=10" CPU_SETS="epochs=30" ;;
+    cnn/*) GPU_SETS="trainable_stages=7 epochs=30 checkpoint_every=10" ;;
   esac
 }
 
@@ -91,16 +95,32 @@ torch_entries() {
   return $status
 }
 
+# The transfer-learning table of each binary task (Lakhani & Sundaram 2017): the cnn entry
+# (EfficientNet-Lite0 fine-tuned from ImageNet) with their augmentation, and ResNet-18 trained
+# from scratch with and without it.
+cnn_variants() {
+  local task scratch
+  for task in jsrt-nodule messidor2-referable pneumoniamnist breastmnist tb-cxr; do
+    scratch="backbone=resnet18 pretrained=false epochs=30"
+    run cnn "$task" --variant lakhani --all "aug=lakhani"
+    run cnn "$task" --variant resnet18 --all "$scratch aug=base"
+    run cnn "$task" --variant resnet18-lakhani --all "$scratch aug=lakhani"
+  done
+  return $status
+}
+
 started=$SECONDS
 if [ "$MODE" = gpu ]; then
   # The GPU trains while the CPU-only entries use the cores beside its data loaders.
   cpu_only &
   cpu_pid=$!
   torch_entries || status=1
+  cnn_variants || status=1
   wait "$cpu_pid" || status=1
 else
   cpu_only || status=1
   torch_entries || status=1
+  cnn_variants || status=1
 fi
 echo "reference suite ($MODE): $((SECONDS - started)) s of runs"
 

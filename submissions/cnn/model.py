@@ -130,7 +130,8 @@ class CNN(TorchSubmission):
                 in_chans=task.channels,
                 pretrained=bool(self.option("pretrained", False)),
                 drop_rate=drop_rate,
-                trainable_stages=self.option("trainable_stages"),
+                # Freezing only makes sense for pretrained weights: a random stem must learn.
+                trainable_stages=self.option("trainable_stages") if self.option("pretrained") else None,
             )
         else:
             kwargs = {

@@ -35,12 +35,15 @@ def _reference(tmp_path: Path, mode: str | None, *, available: list[str], fail: 
 
 
 def _runs(calls: list[list[str]]) -> dict[tuple[str, str], list[str]]:
-    """(submission, task) -> the rest of its `run` arguments."""
+    """(entry, task) -> the rest of its `run` arguments; a variant's entry is NAME+VARIANT."""
     out = {}
     for call in calls:
         if call[0] == "run":
             task = call[call.index("--task") + 1]
-            out[(Path(call[1]).name, task)] = call[2:]
+            entry = Path(call[1]).name
+            if "--variant" in call:
+                entry += "+" + call[call.index("--variant") + 1]
+            out[(entry, task)] = call[2:]
     return out
 
 
@@ -75,7 +78,7 @@ def test_cpu_mode_uses_the_cpu_overrides(tmp_path):
     runs = _runs(calls)
     assert _value(runs[("unet", "jsrt-anatomy")], "--device") == "cpu"
     assert _sets(runs[("unet", "jsrt-anatomy")]) == ["base_width=16", "epochs=60"]
-    assert _sets(runs[("cnn", "messidor2-referable")]) == ["epochs=30", "image_size=224"]
+    assert _sets(runs[("cnn", "messidor2-referable")]) == []  # its submission.toml is sized for a CPU
     assert _sets(runs[("lbp-svm", "messidor2-referable")]) == []
     results = _value(runs[("unet", "jsrt-anatomy")], "--results-dir")
     assert results == str(tmp_path / "out" / "results")
@@ -88,7 +91,7 @@ def test_a_failed_run_fails_the_script_after_the_others_ran(tmp_path, mode):
     )
     assert proc.returncode == 1
     ran = {k[0] for k in _runs(calls)}
-    assert ran == {"dummy", "lbp-svm", "unet", "cnn"}
+    assert ran == {"dummy", "lbp-svm", "deep-features", "unet", "cnn"}
     assert calls[-1][0] == "leaderboard"
 
 
@@ -97,3 +100,14 @@ def test_quick_mode_trains_one_epoch(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for args in _runs(calls).values():
         assert _sets(args) == ["epochs=1"], shlex.join(args)
+
+
+def test_the_transfer_variants_of_a_binary_task(tmp_path):
+    proc, calls = _reference(tmp_path, "--cpu", available=["breastmnist"])
+    assert proc.returncode == 0, proc.stderr
+    runs = _runs(calls)
+    assert _sets(runs[("cnn+lakhani", "breastmnist")]) == ["aug=lakhani"]
+    scratch = ["backbone=resnet18", "pretrained=false", "epochs=30"]
+    assert _sets(runs[("cnn+resnet18", "breastmnist")]) == [*scratch, "aug=base"]
+    assert _sets(runs[("cnn+resnet18-lakhani", "breastmnist")]) == [*scratch, "aug=lakhani"]
+    assert ("cnn", "breastmnist") in runs and ("deep-features", "breastmnist") in runs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from test_leaderboard import GPU, _cases, _record  # the records the leaderboard tests make
 
 from medbench import metrics as M
 from medbench.leaderboard import build_boards
@@ -11,7 +12,6 @@ from medbench.leaderboard.transfer import transfer_table
 from medbench.results import write_record
 from medbench.scoring import score
 from medbench.tasks import get_task
-from test_leaderboard import GPU, _cases, _record  # the records the leaderboard tests make
 
 SETTINGS = {  # entry -> (backbone, pretrained, aug, signal strength)
     "cnn": ("efficientnet_lite0", True, "base", 2.0),
