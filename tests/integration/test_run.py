@@ -139,3 +139,40 @@ def test_record_json_is_sealed(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(Exception, match="does not match its record_sha256"):
         read_record(path)
+
+
+def test_a_variant_is_its_own_entry_beside_the_submission(tmp_path):
+    cnn = str(ROOT / "submissions" / "cnn")
+    args = ["--task", "toy-lesions", "--epochs", "1", "--results-dir", str(tmp_path / "r")]
+    assert run_cli(cnn, *args).exit_code == 0
+    scratch = ["--variant", "scratch", "--set", "backbone=resnet18", "--set", "pretrained=false"]
+    result = run_cli(cnn, *args, *scratch)
+    assert result.exit_code == 0, result.output
+    assert "cnn+scratch/toy-lesions/seed0" in result.output
+    base, variant = (
+        record(tmp_path / "r", "toy-lesions", "cnn"),
+        record(tmp_path / "r", "toy-lesions", "cnn+scratch"),
+    )
+    assert variant["submission"]["variant"] == "scratch"
+    assert (
+        variant["submission"]["folder_name"] == "cnn"
+        and variant["submission"]["name"] == "cnn+scratch"
+    )
+    assert (
+        variant["train"]["backbone"] == "resnet18"
+        and base["train"]["backbone"] == "efficientnet_lite0"
+    )
+    # The pretrained run states its weights, the scratch one none.
+    from medbench.pretrained import weights_info
+
+    assert base["notes"]["weights_sha256"] == weights_info("efficientnet_lite0")["weights_sha256"]
+    assert "weights_sha256" not in variant["notes"]
+    board = runner.invoke(
+        app, ["leaderboard", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "lb")]
+    )
+    assert board.exit_code == 0, board.output
+    page = (tmp_path / "lb" / "toy-lesions.md").read_text()
+    assert "[cnn+scratch]" in page and "[cnn]" in page
+    # A bad label is one clear line.
+    bad = run_cli(cnn, *args, "--variant", "a/b")
+    assert bad.exit_code == 1 and "--variant may hold only letters" in bad.output
