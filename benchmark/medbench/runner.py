@@ -70,6 +70,7 @@ from medbench.supervise import (
     RESULT_SCHEMA,
     ChildExit,
     check_stop,
+    open_regular,
     read_child_json,
     run_child,
     signal_name,
@@ -557,12 +558,9 @@ def _score(resolved: ResolvedRun, ids: Ids, output: Path):
     for split in ("test", "val"):
         shapes = truth[split].shapes() if isinstance(truth[split], Ragged) else None
         try:
-            raw = read_predictions(
-                output / f"predictions-{split}.npz",
-                spec,
-                n_cases=len(ids.real[split]),
-                shapes=shapes,
-            )
+            path = output / f"predictions-{split}.npz"
+            _regular(path)
+            raw = read_predictions(path, spec, n_cases=len(ids.real[split]), shapes=shapes)
             real = unblind(raw, ids.opaque[split], ids.real[split], split=split)
             preds[split] = validate(spec, real, ids.real[split], shapes=shapes)
         except PredictionError as exc:
@@ -573,6 +571,16 @@ def _score(resolved: ResolvedRun, ids: Ids, output: Path):
     report = score_run(spec, preds, truth, test.cases)
     saved = {s: (ids.real[s], preds[s]) for s in ("test", "val")}
     return report, saved, (test.images, truth["test"], preds["test"])
+
+
+def _regular(path: Path) -> None:
+    """The child's predictions file must be a regular file (see ``supervise.open_regular``)."""
+    try:
+        open_regular(path).close()
+    except FileNotFoundError:
+        return  # read_predictions says it is missing
+    except OSError as exc:
+        raise PredictionError(exc.strerror or str(exc)) from None
 
 
 def _gallery(resolved: ResolvedRun, report: ScoreReport, gallery, ids: Ids) -> dict | None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import json
 import math
 import os
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -285,9 +287,11 @@ RESULT_SCHEMA: dict[str, Callable[[Any], bool]] = {
     "child_s": _number,
     "device_name": _text,
     "peak_gpu_memory_mb": lambda v: v is None or _number(v),
-    "notes": lambda v: isinstance(v, dict)
-    and len(v) <= 20
-    and all(isinstance(k, str) and isinstance(x, str) and len(x) <= 500 for k, x in v.items()),
+    "notes": lambda v: (
+        isinstance(v, dict)
+        and len(v) <= 20
+        and all(isinstance(k, str) and isinstance(x, str) and len(x) <= 500 for k, x in v.items())
+    ),
 }
 ERROR_SCHEMA: dict[str, Callable[[Any], bool]] = {
     "type": _text,
@@ -296,13 +300,34 @@ ERROR_SCHEMA: dict[str, Callable[[Any], bool]] = {
 }
 
 
+def open_regular(path: Path):
+    """Open a file the child wrote, refusing anything but a regular file.
+
+    The child can leave a symbolic link there (which the parent would resolve on its own file
+    system, outside the sandbox) or a FIFO (opening it would block the parent for ever): neither
+    is followed nor opened for waiting (``O_NOFOLLOW | O_NONBLOCK``, then ``fstat``).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(
+                errno.ELOOP, f"{path.name} is not a regular file (a symbolic link)"
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path.name} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def read_child_json(path: Path, schema: dict[str, Callable[[Any], bool]]) -> dict[str, Any]:
     """The child's JSON file, checked against ``schema`` (every key required, nothing else kept).
 
     Raises ValueError with the reason when it is missing, too large, not JSON or off-schema.
     """
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             data = f.read(JSON_LIMIT + 1)
     except FileNotFoundError:
         raise ValueError(f"the child wrote no {path.name}") from None

@@ -887,3 +887,31 @@ def test_check_runs_the_submission_in_the_sandbox_too(tmp_path, home_secret):
     unsandboxed = cli.invoke(app, ["check", str(folder), "--isolation", "none"])
     assert unsandboxed.exit_code == 1 and "LEAK" in unsandboxed.output
     assert str(home_secret) in unsandboxed.output
+
+
+@pytest.mark.parametrize(
+    ("what", "reason"),
+    [
+        ("fifo-result", "child-result.json is not a regular file"),
+        ("link-predictions", "predictions-test.npz is not a regular file"),
+    ],
+)
+def test_a_fifo_or_a_link_among_the_childs_files_is_refused_not_followed(tmp_path, what, reason):
+    started = time.monotonic()
+    result = run_cli(
+        str(HOSTILE / "odd-outputs"),
+        str(DUMMY),
+        "--task",
+        "toy-lesions",
+        "--set",
+        f'what="{what}"',
+        "--timeout",
+        "60",
+        "--results-dir",
+        str(tmp_path),
+    )
+    assert time.monotonic() - started < 60  # the parent did not block on the FIFO
+    assert result.exit_code == 1
+    rec = record_of(tmp_path, "toy-lesions", "odd-outputs")
+    assert rec["status"] == "failed" and reason in rec["error"]["message"]
+    assert record_of(tmp_path, "toy-lesions", "dummy")["status"] == "ok"
