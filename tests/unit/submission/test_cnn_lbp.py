@@ -270,7 +270,7 @@ def test_cnn_unknown_backbone_lists_the_supported_ones(tmp_path: Path) -> None:
 
 def test_cnn_backbone_too_large_for_the_input_asks_for_image_size(tmp_path: Path) -> None:
     task = _task(CNN, "retinamnist")
-    assert task.train.get("image_size") == 128  # the manifest upsamples RetinaMNIST
+    assert task.train.get("image_size") == 96  # the manifest upsamples the 28 px RetinaMNIST
     with pytest.raises(
         SubmissionError, match=r"inception_v3 needs inputs of at least 75 px.*image_size = 75"
     ):
