@@ -79,6 +79,9 @@ class MetricSpec:
     ci: str  # DELONG | MEAN | STATISTIC | NO_CI
     column: str | None = None
     reduce_fn: Callable[[Cases, np.ndarray, Context, str], float] | None = None
+    # The same reduction on a whole (n_resamples, k) matrix of case indices at once (a bootstrap
+    # without a Python loop); None: ``reduce`` row by row.
+    reduce_many_fn: Callable[[Cases, np.ndarray, Context, str], np.ndarray] | None = None
     # MEAN metrics that are not a plain column: the vector whose mean is the value (sensitivity:
     # the hits among the positives), so the interval resamples exactly those cases.
     mean_of: Callable[[Cases, Context, str], np.ndarray] | None = None
@@ -108,6 +111,14 @@ class MetricSpec:
         defined = values[~np.isnan(values)]
         return float(defined.mean()) if defined.size else float("nan")
 
+    def reduce_many(
+        self, cases: Cases, idx: np.ndarray, context: Context, parameter: str = ""
+    ) -> np.ndarray:
+        """``reduce`` on each row of the ``(n_resamples, k)`` case indices ``idx``."""
+        if self.reduce_many_fn is not None:
+            return np.asarray(self.reduce_many_fn(cases, idx, context, parameter), np.float64)
+        return np.array([self.reduce(cases, row, context, parameter) for row in idx], np.float64)
+
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
@@ -133,6 +144,9 @@ class Bound:
 
     def reduce(self, cases: Cases, idx: np.ndarray, context: Context) -> float:
         return self.spec.reduce(cases, idx, context, self.parameter)
+
+    def reduce_many(self, cases: Cases, idx: np.ndarray, context: Context) -> np.ndarray:
+        return self.spec.reduce_many(cases, idx, context, self.parameter)
 
     @property
     def column(self) -> str | None:
@@ -319,6 +333,11 @@ def _auc(cases, idx, context, group) -> float:
     return M.roc_auc(y, s)
 
 
+def _auc_many(cases, idx, context, group) -> np.ndarray:
+    keep = _in_group(context, group) if group else None
+    return M.resampled_roc_auc(cases["y_true"], cases["y_score"], idx, keep=keep)
+
+
 def _in_group(context: Context, group: str) -> np.ndarray:
     column = context.option("group_column")
     if context.cases is None or column not in context.cases.columns:
@@ -367,6 +386,7 @@ _add(
         _scores,
         DELONG,
         reduce_fn=lambda c, i, ctx, p: _auc(c, i, ctx, ""),
+        reduce_many_fn=lambda c, i, ctx, p: _auc_many(c, i, ctx, ""),
     )
 )
 _add(
@@ -379,6 +399,7 @@ _add(
         _scores,
         DELONG,
         reduce_fn=_auc,
+        reduce_many_fn=_auc_many,
         parameter="group",
     )
 )
@@ -448,6 +469,9 @@ _add(
         STATISTIC,
         reduce_fn=lambda c, i, ctx, p: M.multiclass_auc(
             c["y_true"][i], np.stack([c[f"p{j}"][i] for j in range(len(ctx.classes))], axis=1)
+        ),
+        reduce_many_fn=lambda c, i, ctx, p: M.resampled_multiclass_auc(
+            c["y_true"], np.stack([c[f"p{j}"] for j in range(len(ctx.classes))], axis=1), i
         ),
         max_resamples=1000,
     )

@@ -99,12 +99,18 @@ def statistic_with_ci(
     n_resamples: int,
     seed: int = 0,
     method: str = "bootstrap 95 % CI",
+    many: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> MetricValue:
-    """A whole-sample statistic (``statistic(indices)``) with a percentile bootstrap over cases."""
+    """A whole-sample statistic (``statistic(indices)``) with a percentile bootstrap over cases.
+
+    ``many``: the statistic of every row of a matrix of indices at once, when it has one."""
     value = float(statistic(np.arange(n)))
     if n_resamples <= 0 or n < 2:
         return MetricValue(value, None, None, "", n, 0)
-    draws = M.bootstrap_statistic(statistic, n, n_resamples=n_resamples, seed=seed)
+    if many is not None:
+        draws = M.bootstrap_statistic(many, n, n_resamples=n_resamples, seed=seed, batched=True)
+    else:
+        draws = M.bootstrap_statistic(statistic, n, n_resamples=n_resamples, seed=seed)
     draws = draws[~np.isnan(draws)]
     if draws.size == 0:
         return MetricValue(value, None, None, method, n, 0)
@@ -140,7 +146,14 @@ def _summary(bound: Bound, cases: Cases, context: Context, n_resamples: int) -> 
         )
     if ci == STATISTIC:
         boots = min(n_resamples, bound.spec.max_resamples or n_resamples)
-        return statistic_with_ci(lambda i: bound.reduce(cases, i, context), n, n_resamples=boots)
+        return statistic_with_ci(
+            lambda i: bound.reduce(cases, i, context),
+            n,
+            n_resamples=boots,
+            many=(lambda i: bound.reduce_many(cases, i, context))
+            if bound.spec.reduce_many_fn is not None
+            else None,
+        )
     value = bound.reduce(cases, np.arange(n), context)
     if ci == DELONG:
         y, s = cases["y_true"], cases["y_score"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from medbench.leaderboard.entries import Cases, Entry, Excluded, Failed, TaskRecords, case_tables
 from medbench.leaderboard.stats import (
     ALPHA,
+    N_PAIRED,
     N_RANK,
     PairedTests,
     Ranking,
@@ -57,7 +58,13 @@ class Board:
     tables: tuple[Cases, ...]  # their per-case columns on the common cases, in the same order
     n_common: int  # test cases common to all ranked entries (the cases compared)
     split_sizes: dict[str, int]
+    n_paired: int = N_PAIRED  # resamples of each paired bootstrap (see stats.paired_resamples)
     alpha: float = ALPHA
+
+    @property
+    def paired_test(self) -> str:
+        """The paired test of this board, in words."""
+        return self.statistic.test(self.n_paired)
 
     @property
     def leaders(self) -> tuple[Row, ...]:
@@ -98,11 +105,12 @@ def build_board(task: TaskRecords) -> Board:
     )
     undefined = [e for e in task.entries if math.isnan(e.value(spec.primary_metric))]
     ranking = intervals = None
-    n_common, tables = 0, []
+    n_common, tables, n_paired = 0, [], N_PAIRED
     if defined:
         common, tables = case_tables(defined)
         n_common = len(common)
         tests = PairedTests(stat, tables)
+        n_paired = tests.n_resamples
         ranking = assign_ranks(len(defined), tests)
         if len(defined) > 1:
             # a whole-sample statistic reuses the first N_RANK of the paired test's resamples
@@ -142,4 +150,5 @@ def build_board(task: TaskRecords) -> Board:
         tuple(tables),
         n_common,
         sizes,
+        n_paired,
     )

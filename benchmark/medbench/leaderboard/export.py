@@ -160,7 +160,7 @@ def board_data(board: Board) -> dict[str, Any]:
         },
         "primary_metric": spec.primary_metric,
         "higher_is_better": spec.primary.higher_is_better,
-        "paired_test": board.statistic.test,
+        "paired_test": board.paired_test,
         "alpha": board.alpha,
         "rank_interval": {"resamples": N_RANK, "seed": SEED, "level": 0.95},
         "entries": [_entry_data(board, r) for r in board.rows],

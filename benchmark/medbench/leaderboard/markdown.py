@@ -291,7 +291,7 @@ def _footnotes(board: Board, data: dict[str, Any], multi_seed: bool) -> list[str
         ),
         "- **Which runs count**: per submission, only the runs of its newest content (the content hash of the "
         "most recently created record); runs of older contents are superseded.",
-        f"- **Paired test**: {board.statistic.test}, on the {board.n_common} test cases common to all ranked "
+        f"- **Paired test**: {board.paired_test}, on the {board.n_common} test cases common to all ranked "
         "entries (matched by case id). Two-sided; an undefined p-value counts as 1.",
         f"- **Ranks and ties**: entries are ordered by value. Round 1 compares the leader with every other "
         f"entry; the p-values are Holm-corrected over those comparisons, and every entry whose corrected "

@@ -38,6 +38,8 @@ class Statistic:
     column: str | None = None
     whole: Callable[[Cases, np.ndarray], float] | None = None
     delong: bool = False
+    # ``whole`` on every row of an (n_resamples, n) index matrix at once, when the metric has it
+    many: Callable[[Cases, np.ndarray], np.ndarray] | None = None
 
     def __call__(self, cases: Cases, idx: np.ndarray | None = None) -> float:
         with warnings.catch_warnings():
@@ -49,18 +51,17 @@ class Statistic:
             n = len(next(iter(cases.values())))
             return float(self.whole(cases, np.arange(n) if idx is None else idx))
 
-    @property
-    def test(self) -> str:
+    def test(self, n_resamples: int = N_PAIRED) -> str:
         """The paired test, in words (for the page's footnote)."""
         if self.delong:
             return "DeLong's test for two correlated ROC curves on the per-case scores"
         if self.column is not None:
             return (
-                f"paired bootstrap ({N_PAIRED} resamples of cases, seed {SEED}) of the mean "
+                f"paired bootstrap ({n_resamples} resamples of cases, seed {SEED}) of the mean "
                 f"difference in the per-case `{self.column}` (cases undefined for either entry dropped)"
             )
         return (
-            f"paired bootstrap ({N_PAIRED} resamples of cases, seed {SEED}): `{self.metric}` "
+            f"paired bootstrap ({n_resamples} resamples of cases, seed {SEED}): `{self.metric}` "
             "recomputed for both entries on the same resampled cases"
         )
 
@@ -91,7 +92,19 @@ def statistic_for(spec: TaskSpec, metric: str | None = None) -> Statistic:
         except KeyError as exc:
             raise RecordError(f"per-case scores lack the column {exc.args[0]!r}") from None
 
-    return Statistic(metric, bound.higher_is_better, whole=whole, delong=bound.spec.ci == DELONG)
+    def many(cases: Cases, idx: np.ndarray) -> np.ndarray:
+        try:
+            return bound.reduce_many(cases, idx, context)
+        except KeyError as exc:
+            raise RecordError(f"per-case scores lack the column {exc.args[0]!r}") from None
+
+    return Statistic(
+        metric,
+        bound.higher_is_better,
+        whole=whole,
+        delong=bound.spec.ci == DELONG,
+        many=many if bound.spec.reduce_many_fn is not None else None,
+    )
 
 
 def record_cases(record: dict) -> Cases:
@@ -175,62 +188,114 @@ def _n_cases(cases: Cases) -> int:
     return len(next(iter(cases.values())))
 
 
+def paired_resamples(n_comparisons: int, *, alpha: float = ALPHA) -> int:
+    """Resamples of each paired bootstrap on a board with ``n_comparisons`` per Holm family.
+
+    A bootstrap p-value cannot fall below ``2 / (B + 1)`` (the +1 correction of Davison &
+    Hinkley 1997), and Holm's step-down needs ``m p < alpha`` at its first step, so with B fixed
+    a large enough board could never separate anyone: at ``B = 2000`` every family of 40 or more
+    comparisons tied all entries, however different. ``B = max(N_PAIRED, ceil(4 m / alpha))``
+    puts ``m`` times the smallest p-value at ``alpha / 2`` or below: entries that differ on
+    (almost) every resample are always separated, and boards of up to 25 comparisons keep their
+    2000 resamples.
+    """
+    return max(N_PAIRED, math.ceil(4 * max(n_comparisons, 0) / alpha))
+
+
 def resampled_values(
     stat: Statistic, tables: Sequence[Cases], *, n_resamples: int, seed: int = SEED
 ) -> np.ndarray:
     """``(n_resamples, n_entries)``: each entry's statistic recomputed on the same resampled cases.
 
     The resamples are the rows of ``default_rng(seed).integers(0, n, (n_resamples, n))``, so the
-    first k rows of a longer run are the k rows of a shorter one.
+    first k rows of a longer run are the k rows of a shorter one. A statistic with a vectorised
+    form (``stat.many``: AUC, macro AUC) takes each chunk of resamples in one numpy pass per
+    entry; others are recomputed resample by resample.
     """
     n = _n_cases(tables[0])
-    chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=len(tables))
-    values = [[stat(t, idx) for t in tables] for chunk in chunks for idx in chunk]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if stat.many is not None:
+            chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=4)
+            return np.concatenate(
+                [np.stack([stat.many(t, chunk) for t in tables], axis=1) for chunk in chunks]
+            )
+        chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=len(tables))
+        values = [[stat(t, idx) for t in tables] for chunk in chunks for idx in chunk]
     return np.asarray(values, np.float64).reshape(n_resamples, len(tables))
 
 
 class PairedTests:
     """Paired p-values between entries ``i`` and ``j`` of ``tables`` (aligned cases).
 
-    For a whole-sample statistic every entry is recomputed once on one shared set of resampled
-    cases; a pair's p-value then comes from the difference of their columns, which is the paired
+    Every bootstrap here uses the same resamples (seed :data:`SEED`), so each entry's resampled
+    statistic is computed once and a pair's p-value is the difference of two vectors: the paired
     bootstrap (both entries on the same cases) at a cost linear in the number of entries.
+
+    - a whole-sample statistic (kappa, macro AUC, CTC SEG): every entry recomputed on one
+      shared set of resampled cases;
+    - a per-case mean (Dice, IoU...): the cases undefined for either entry are dropped, as
+      :func:`medbench.metrics.paired_bootstrap` does, and each entry's resampled means are kept
+      per set of remaining cases (one set, when no case is undefined), the same numbers as
+      :func:`~medbench.metrics.paired_bootstrap` gives pair by pair;
+    - a binary AUC: DeLong's test (analytic; no resampling).
+
+    ``n_resamples`` defaults to :func:`paired_resamples` of the board's largest Holm family.
     """
 
-    def __init__(self, stat: Statistic, tables: Sequence[Cases]) -> None:
+    def __init__(
+        self, stat: Statistic, tables: Sequence[Cases], *, n_resamples: int | None = None
+    ) -> None:
         self.stat, self.tables = stat, list(tables)
+        self.n_resamples = n_resamples or paired_resamples(len(self.tables) - 1)
+        self._means: dict[tuple[int, bytes], np.ndarray] = {}
 
     @cached_property
     def resampled(self) -> np.ndarray:
-        return resampled_values(self.stat, self.tables, n_resamples=N_PAIRED)
+        return resampled_values(self.stat, self.tables, n_resamples=self.n_resamples)
 
     def __call__(self, i: int, j: int) -> float:
-        if self.stat.delong or self.stat.column is not None:
-            return paired_p_value(self.stat, self.tables[i], self.tables[j])
-        p = bootstrap_p_value(self.resampled[:, i] - self.resampled[:, j])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if self.stat.delong:
+                a, b = self.tables[i], self.tables[j]
+                p = M.delong_test(
+                    _column(a, "y_true"), _column(a, "y_score"), _column(b, "y_score")
+                )
+            elif self.stat.column is not None:
+                p = self._column_p_value(i, j)
+            else:
+                p = bootstrap_p_value(self.resampled[:, i] - self.resampled[:, j])
+        p = float(p)
         return 1.0 if math.isnan(p) else p
+
+    def _column_p_value(self, i: int, j: int) -> float:
+        a, b = (_column(self.tables[k], self.stat.column) for k in (i, j))
+        keep = ~(np.isnan(a) | np.isnan(b))
+        if np.count_nonzero(keep) < 2:
+            return float("nan")
+        return bootstrap_p_value(self._resampled_mean(i, keep) - self._resampled_mean(j, keep))
+
+    def _resampled_mean(self, i: int, keep: np.ndarray) -> np.ndarray:
+        key = (i, np.packbits(keep).tobytes())
+        if key not in self._means:
+            values = _column(self.tables[i], self.stat.column)[keep]
+            chunks = M.resample_indices(
+                values.size, n_resamples=self.n_resamples, seed=SEED, width=2
+            )
+            self._means[key] = np.concatenate([np.nanmean(values[idx], axis=1) for idx in chunks])
+        return self._means[key]
 
 
 def paired_p_value(stat: Statistic, a: Cases, b: Cases) -> float:
     """Two-sided p-value that entries ``a`` and ``b`` (aligned cases) differ in ``stat``.
 
-    DeLong's test for a binary AUC; :func:`medbench.metrics.paired_bootstrap` of the per-case
-    column for a mean; otherwise a paired bootstrap that recomputes the statistic of both entries
-    on the same resampled cases. An undefined p-value (e.g. no defined case) counts as 1: no
-    evidence of a difference.
+    DeLong's test for a binary AUC; a paired bootstrap of the per-case column for a mean (as
+    :func:`medbench.metrics.paired_bootstrap`); otherwise a paired bootstrap that recomputes the
+    statistic of both entries on the same resampled cases. An undefined p-value (e.g. no
+    defined case) counts as 1: no evidence of a difference.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if stat.delong:
-            p = M.delong_test(_column(a, "y_true"), _column(a, "y_score"), _column(b, "y_score"))
-        elif stat.column is not None:
-            p = M.paired_bootstrap(
-                _column(a, stat.column), _column(b, stat.column), n_resamples=N_PAIRED, seed=SEED
-            ).p_value
-        else:
-            return PairedTests(stat, [a, b])(0, 1)
-    p = float(p)
-    return 1.0 if math.isnan(p) else p
+    return PairedTests(stat, [a, b])(0, 1)
 
 
 # --- ranks ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from medbench.metrics.calibration import (
 from medbench.metrics.classification import (
     accuracy,
     multiclass_auc,
+    resampled_multiclass_auc,
     per_class_recall,
     quadratic_weighted_kappa,
     sensitivity_specificity,
@@ -31,12 +32,20 @@ from medbench.metrics.instances import (
     rand_scores,
     seg_measure,
 )
-from medbench.metrics.ranking import delong_ci, delong_test, operating_point, roc_auc, roc_curve
+from medbench.metrics.ranking import (
+    delong_ci,
+    delong_test,
+    operating_point,
+    resampled_roc_auc,
+    roc_auc,
+    roc_curve,
+)
 from medbench.metrics.segmentation import dice, hd95, iou, pixel_accuracy
 from medbench.metrics.statistics import (
     PairedResult,
     bootstrap_ci,
     bootstrap_statistic,
+    case_counts,
     holm,
     paired_bootstrap,
     rank_intervals,
@@ -47,6 +56,7 @@ __all__ = [
     "UndefinedMetricWarning",
     # ranking
     "roc_auc",
+    "resampled_roc_auc",
     "delong_ci",
     "delong_test",
     "operating_point",
@@ -57,6 +67,7 @@ __all__ = [
     "per_class_recall",
     "quadratic_weighted_kappa",
     "multiclass_auc",
+    "resampled_multiclass_auc",
     # calibration
     "expected_calibration_error",
     "brier_score",
@@ -77,6 +88,7 @@ __all__ = [
     # statistics
     "bootstrap_ci",
     "bootstrap_statistic",
+    "case_counts",
     "resample_indices",
     "paired_bootstrap",
     "PairedResult",

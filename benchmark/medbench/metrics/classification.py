@@ -6,6 +6,8 @@ macro one-vs-rest AUC of multi-class tasks.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.stats import rankdata
 
@@ -18,6 +20,7 @@ from medbench.metrics._validation import (
     check_n_classes,
     warn_undefined,
 )
+from medbench.metrics.ranking import resampled_roc_auc
 
 __all__ = [
     "sensitivity_specificity",
@@ -25,6 +28,7 @@ __all__ = [
     "per_class_recall",
     "quadratic_weighted_kappa",
     "multiclass_auc",
+    "resampled_multiclass_auc",
 ]
 
 
@@ -191,3 +195,33 @@ def multiclass_auc(y_true, y_score) -> float:
     rank_sums = (ranks * positives).sum(axis=0)
     aucs = (rank_sums - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     return float(aucs.mean())
+
+
+def resampled_multiclass_auc(y_true, y_score, idx) -> np.ndarray:
+    """:func:`multiclass_auc` on every row of case indices ``idx`` at once (``(n_resamples,)``).
+
+    Each class's one-vs-rest AUC comes from :func:`medbench.metrics.resampled_roc_auc`; their
+    mean is the macro AUC, NaN on a resample where some class is absent, as in
+    :func:`multiclass_auc`, and equal to it to the last bit.
+    """
+    scores = np.asarray(y_score, np.float64)
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(
+            f"y_score must have shape (n_samples, n_classes) with n_classes >= 2; got shape "
+            f"{scores.shape}"
+        )
+    k = scores.shape[1]
+    y = check_class_labels(y_true, k, "y_true")
+    check_consistent_length(y_true=y, y_score=scores)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        aucs = np.stack(
+            [resampled_roc_auc((y == j).astype(np.int64), scores[:, j], idx) for j in range(k)],
+            axis=1,
+        )
+    if np.isnan(aucs).any():
+        warn_undefined(
+            f"the macro AUC is undefined on {int(np.isnan(aucs).any(axis=1).sum())} of "
+            f"{aucs.shape[0]} resamples that miss a class; returning NaN there"
+        )
+    return aucs.mean(axis=1)

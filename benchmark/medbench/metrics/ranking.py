@@ -18,8 +18,16 @@ from medbench.metrics._validation import (
     check_scores,
     warn_undefined,
 )
+from medbench.metrics.statistics import case_counts
 
-__all__ = ["roc_auc", "delong_ci", "delong_test", "operating_point", "roc_curve"]
+__all__ = [
+    "roc_auc",
+    "resampled_roc_auc",
+    "delong_ci",
+    "delong_test",
+    "operating_point",
+    "roc_curve",
+]
 
 
 def _binary_inputs(y_true, **scores) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -65,6 +73,50 @@ def roc_auc(y_true, y_score) -> float:
         return float("nan")
     n_pos = int(np.count_nonzero(y))
     return float(_auc_from_ranks(rankdata(s)[y], n_pos, y.size - n_pos))
+
+
+def resampled_roc_auc(y_true, y_score, idx, *, keep=None) -> np.ndarray:
+    """:func:`roc_auc` on every resample at once: row ``r`` of ``idx`` lists its cases.
+
+    The cases are sorted by score once; a resample is then only how often it draws each case,
+    so the Mann-Whitney count of each resample is a cumulative sum over the sorted cases (ties
+    share one group and count one half), at ``O(n_resamples x n_cases)`` in numpy instead of a
+    rank per resample in Python. The values are :func:`roc_auc` of ``(y_true[idx[r]],
+    y_score[idx[r]])`` to the last bit: both divide the same exact half-integer count by the
+    same integer.
+
+    Args:
+        y_true: ``(n_cases,)`` labels in {0, 1}.
+        y_score: ``(n_cases,)`` finite scores.
+        idx: ``(n_resamples, k)`` case indices.
+        keep: optional ``(n_cases,)`` bool; cases outside it are left out of every resample
+            (the AUC of one group on the resampled cases).
+
+    Returns:
+        ``(n_resamples,)`` AUCs; NaN (one ``RuntimeWarning``) where a resample holds one class.
+    """
+    y, (s,) = _binary_inputs(y_true, y_score=y_score)
+    counts = case_counts(idx, y.size)
+    if keep is not None:
+        counts = counts * np.asarray(keep, bool)[None, :]
+    order = np.argsort(s, kind="stable")
+    ranked = s[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    drawn = counts[:, order]
+    positive = y[order]
+    pos = np.add.reduceat(drawn * positive, starts, axis=1)
+    neg = np.add.reduceat(drawn * (1 - positive), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    twice_u = (pos * (2 * below + neg)).sum(axis=1)  # 2 x Mann-Whitney U: an exact integer
+    pairs = 2 * pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = np.where(pairs > 0, twice_u / np.where(pairs > 0, pairs, 1), np.nan)
+    if np.isnan(auc).any():
+        warn_undefined(
+            f"ROC AUC is undefined on {int(np.isnan(auc).sum())} of {auc.size} resamples that "
+            "hold one class only; returning NaN there"
+        )
+    return auc.astype(np.float64)
 
 
 def _delong_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ from medbench.metrics._validation import (
 __all__ = [
     "bootstrap_ci",
     "bootstrap_statistic",
+    "case_counts",
     "paired_bootstrap",
     "PairedResult",
     "holm",
@@ -57,6 +58,14 @@ def resample_indices(
         yield rng.integers(0, n_cases, size=(min(rows, n_resamples - start), n_cases))
 
 
+def case_counts(idx: np.ndarray, n_cases: int) -> np.ndarray:
+    """``(n_resamples, n_cases)``: how often each case is drawn in each row of ``idx``."""
+    idx = np.asarray(idx, np.int64)
+    rows = idx.shape[0]
+    offsets = (idx + n_cases * np.arange(rows)[:, None]).ravel()
+    return np.bincount(offsets, minlength=rows * n_cases).reshape(rows, n_cases)
+
+
 def _resampled(
     n: int, n_resamples: int, seed: int, per_case_width: int, compute: Callable
 ) -> np.ndarray:
@@ -71,11 +80,14 @@ def bootstrap_statistic(
     *,
     n_resamples: int = 2000,
     seed: int = 0,
+    batched: bool = False,
 ) -> np.ndarray:
     """A whole-sample statistic on each bootstrap resample of the cases.
 
     For statistics that are not a mean of per-case values (AUC, kappa, a ratio of sums):
-    ``statistic(idx)`` is called on each row of :func:`resample_indices`.
+    ``statistic(idx)`` is called on each row of :func:`resample_indices`; with ``batched`` it is
+    called on each chunk of rows and returns one value per row (a vectorised statistic such as
+    :func:`medbench.metrics.resampled_roc_auc`).
 
     Args:
         statistic: maps ``(n_cases,)`` case indices to a float (NaN when undefined).
@@ -87,6 +99,9 @@ def bootstrap_statistic(
 
     Reference: Efron & Tibshirani 1993 (nonparametric bootstrap).
     """
+    if batched:
+        # a vectorised statistic holds a few (rows, n_cases) arrays at once: smaller chunks
+        return _resampled(n_cases, n_resamples, seed, 4, lambda idx: np.asarray(statistic(idx), float))
     return _resampled(
         n_cases, n_resamples, seed, 1, lambda idx: np.array([statistic(row) for row in idx], float)
     )

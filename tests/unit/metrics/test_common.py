@@ -272,13 +272,14 @@ EXPECTED_API = {
     "dsb_average_precision", "instance_f1", "seg_measure", "rand_scores", "membrane_segments",
     "label_interior", "bootstrap_ci", "paired_bootstrap", "PairedResult", "holm", "rank_intervals",
     "roc_curve", "calibration_bins", "N_BINS", "bootstrap_statistic", "resample_indices",
-    "UndefinedMetricWarning",
+    "UndefinedMetricWarning", "resampled_roc_auc", "resampled_multiclass_auc", "case_counts",
 }  # fmt: skip
 
 # Positional parameters are the data; everything else must be keyword-only.
 DATA_PARAMETERS = {
     "y_true", "y_score", "y_pred", "y_score_a", "y_score_b", "per_case", "per_case_a",
     "per_case_b", "p_values", "per_case_matrix", "prob", "mask", "statistic", "n_cases",
+    "idx",
 }  # fmt: skip
 
 
