@@ -62,7 +62,9 @@ class Lite(nn.Module):
 
 def _check(backbone: str) -> tuple[str, str, int]:
     if backbone not in LITE:
-        raise SubmissionError(f"no offline ImageNet weights for {backbone!r}; choose one of {sorted(LITE)}")
+        raise SubmissionError(
+            f"no offline ImageNet weights for {backbone!r}; choose one of {sorted(LITE)}"
+        )
     return LITE[backbone]
 
 
@@ -139,7 +141,9 @@ def lite(
             )
     if in_chans == 1:
         stem = net._conv_stem
-        grey = type(stem)(1, stem.out_channels, kernel_size=stem.kernel_size, stride=stem.stride, bias=False)
+        grey = type(stem)(
+            1, stem.out_channels, kernel_size=stem.kernel_size, stride=stem.stride, bias=False
+        )
         with torch.no_grad():
             grey.weight.copy_(stem.weight.sum(dim=1, keepdim=True))
         net._conv_stem = grey

@@ -78,7 +78,9 @@ def test_cpu_mode_uses_the_cpu_overrides(tmp_path):
     runs = _runs(calls)
     assert _value(runs[("unet", "jsrt-anatomy")], "--device") == "cpu"
     assert _sets(runs[("unet", "jsrt-anatomy")]) == ["base_width=16", "epochs=60"]
-    assert _sets(runs[("cnn", "messidor2-referable")]) == []  # its submission.toml is sized for a CPU
+    assert (
+        _sets(runs[("cnn", "messidor2-referable")]) == []
+    )  # its submission.toml is sized for a CPU
     assert _sets(runs[("lbp-svm", "messidor2-referable")]) == []
     results = _value(runs[("unet", "jsrt-anatomy")], "--results-dir")
     assert results == str(tmp_path / "out" / "results")

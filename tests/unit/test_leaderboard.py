@@ -758,7 +758,9 @@ def test_other_task_kinds_rank_the_poor_entry_last(tmp_path, task):
         anchors = [k for k in rows if k.startswith("*anchor")]
         assert len(anchors) == 2
         resnet = next(rows[k] for k in anchors if "ResNet-18 (28)" in k)
-        assert resnet["**macro_auc** ↑ [95 % CI]"] == "*0.717*" and resnet["accuracy ↑"] == "*0.524*"
+        assert (
+            resnet["**macro_auc** ↑ [95 % CI]"] == "*0.717*" and resnet["accuracy ↑"] == "*0.524*"
+        )
     if task == "ctc-u373":
         text = (out / f"{task}.md").read_text(encoding="utf-8")
         assert "train 1, val 0, test 1 sequences in the split file; 40 test images scored" in text

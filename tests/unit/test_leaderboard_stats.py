@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from medbench.leaderboard.stats import (
+    PairedTests,
     Statistic,
     assign_ranks,
     bootstrap_p_value,
     paired_p_value,
+    paired_resamples,
     rank_intervals,
     ranks_of,
     statistic_for,
@@ -179,3 +181,64 @@ def test_statistic_class_is_frozen():
     stat = Statistic("x", True, column="x")
     with pytest.raises(AttributeError):
         stat.metric = "y"  # type: ignore[misc]
+
+
+# --- large boards --------------------------------------------------------------------------------
+
+BIG = 64
+
+
+def _board_ranks(stat, tables, **kwargs):
+    return assign_ranks(len(tables), PairedTests(stat, tables, **kwargs)).rank
+
+
+def test_a_64_entry_board_of_clearly_different_entries_does_not_tie(dice_stat):
+    # Entry k is entry 0 minus 0.01 k on every case: each pair differs on every resample, so its
+    # bootstrap p-value is the smallest there is. Holm over 63 comparisons still separates them.
+    base = RNG.uniform(0.3, 0.95, 40)
+    tables = [_dice_cases(base - 0.005 * k) for k in range(BIG)]
+    assert _board_ranks(dice_stat, tables) == tuple(range(1, BIG + 1))
+
+
+def test_with_a_fixed_2000_resamples_the_same_board_would_tie_everyone(dice_stat):
+    # The bug the resample count fixes: p >= 2 / 2001, so Holm's first step gives 63 p > 0.05.
+    base = RNG.uniform(0.3, 0.95, 40)
+    tables = [_dice_cases(base - 0.005 * k) for k in range(BIG)]
+    assert set(_board_ranks(dice_stat, tables, n_resamples=2000)) == {1}
+
+
+def test_a_64_entry_board_of_identical_entries_ties_at_rank_1(dice_stat):
+    base = RNG.uniform(0.3, 0.95, 40)
+    assert set(_board_ranks(dice_stat, [_dice_cases(base.copy()) for _ in range(BIG)])) == {1}
+
+
+def test_paired_resamples_keep_2000_on_small_boards_and_grow_with_the_family():
+    assert paired_resamples(1) == paired_resamples(25) == 2000
+    for m in (26, 63, 500):
+        b = paired_resamples(m)
+        assert m * 2 / (b + 1) <= 0.05 / 2  # m times the smallest p stays below alpha / 2
+
+
+def test_board_tests_equal_the_pairwise_paired_bootstrap(dice_stat):
+    # The shared resamples are an optimisation, not a different test: same p-values as
+    # metrics.paired_bootstrap pair by pair, also when some cases are undefined for one entry.
+    from medbench import metrics as M
+
+    cols = [RNG.uniform(0.4, 0.9, 50) for _ in range(4)]
+    cols[2][[3, 17]] = np.nan
+    tests = PairedTests(dice_stat, [_dice_cases(c) for c in cols])
+    for i in range(4):
+        for j in range(i + 1, 4):
+            expected = M.paired_bootstrap(cols[i], cols[j], n_resamples=2000, seed=0).p_value
+            assert tests(i, j) == expected
+
+
+def test_auc_board_rank_intervals_use_the_vectorised_auc():
+    stat = statistic_for(get_task("toy-lesions"))
+    assert stat.many is not None
+    y = np.arange(N) % 2
+    tables = [_binary(y, (1 + k) * y + RNG.normal(0, 1, N)) for k in range(3)]
+    looped = Statistic(stat.metric, True, whole=stat.whole, delong=True)
+    fast = rank_intervals(stat, tables, n_resamples=100)
+    slow = rank_intervals(looped, tables, n_resamples=100)
+    assert np.array_equal(fast.samples, slow.samples)

@@ -42,13 +42,27 @@ def _colour(i: int) -> tuple[float, float, float, float]:
     return mpl.colormaps["tab10"](i % 10)
 
 
+# Entries drawn per figure: a figure keeps a readable, bounded size on any board; the tables
+# list every entry, the figures the best ones (by the primary value) with a note of how many.
+MAX_CURVES = 10
+MAX_COLUMNS = 20
+
+
+def _top(board: Board, k: int) -> tuple[int, str]:
+    """How many of the ranked entries a figure draws, and the note to add to its title."""
+    n = len(board.ranked)
+    return (n, "") if n <= k else (k, f" (best {k} of {n} entries)")
+
+
 def figure_roc(board: Board) -> bytes:
     with _style():
         fig = Figure(figsize=(5.5, 5))
         ax = fig.subplots()
         ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--")
         markers = "osD^v"
-        for i, (entry, cases) in enumerate(zip(board.ranked, board.tables, strict=True)):
+        shown, note = _top(board, MAX_CURVES)
+        pairs = zip(board.ranked[:shown], board.tables[:shown], strict=True)
+        for i, (entry, cases) in enumerate(pairs):
             y, s = cases["y_true"].astype(int), cases["y_score"]
             fpr, tpr = M.roc_curve(y, s)
             auc = entry.value("auc")
@@ -73,7 +87,7 @@ def figure_roc(board: Board) -> bytes:
             ylim=(0, 1.01),
             xlabel="1 - specificity (false-positive rate)",
             ylabel="sensitivity (true-positive rate)",
-            title=f"{board.spec.name}: test ROC, operating points chosen on val",
+            title=f"{board.spec.name}: test ROC, operating points chosen on val{note}",
         )
         ax.legend(loc="lower right")
         fig.tight_layout()
@@ -125,14 +139,15 @@ def case_columns(board: Board) -> list[tuple[str, str]]:
 
 def figure_cases(board: Board) -> bytes:
     columns = case_columns(board)
-    names = [e.name for e in board.ranked]
+    shown, note = _top(board, MAX_COLUMNS)
+    names = [e.name for e in board.ranked[:shown]]
     with _style():
         width = max(4.0, 1.2 + 0.9 * len(names)) * min(len(columns), 3)
         fig = Figure(figsize=(max(width, 5.5), 4.5))
         axes = np.atleast_1d(fig.subplots(1, len(columns), sharey=True, squeeze=False)[0])
         rng = np.random.default_rng(0)
         for ax, (column, label) in zip(axes, columns, strict=True):
-            data = [t[column][~np.isnan(t[column])] for t in board.tables]
+            data = [t[column][~np.isnan(t[column])] for t in board.tables[:shown]]
             ax.boxplot(
                 data,
                 positions=range(len(names)),
@@ -153,7 +168,8 @@ def figure_cases(board: Board) -> bytes:
             ax.set_title(f"{board.spec.primary_metric}: {label}")
         axes[0].set_ylabel(f"per-case {board.spec.primary_metric}")
         fig.suptitle(
-            f"{board.spec.name}: per-case scores\n(box: quartiles, whiskers 1.5 IQR; points: cases)"
+            f"{board.spec.name}: per-case scores{note}\n"
+            "(box: quartiles, whiskers 1.5 IQR; points: cases)"
         )
         fig.tight_layout()
         return _png(fig)
@@ -162,8 +178,8 @@ def figure_cases(board: Board) -> bytes:
 def figure_ranks(board: Board) -> bytes:
     """Blob plot: circle area = how often an entry takes each rank over the bootstrap resamples."""
     samples = board.intervals.samples
-    n = samples.shape[1]
-    names = [e.name for e in board.ranked]
+    n, note = _top(board, MAX_COLUMNS)
+    names = [e.name for e in board.ranked[:n]]
     with _style():
         fig = Figure(figsize=(max(5.0, 1.5 + 0.9 * n), 4.2))
         ax = fig.subplots()
@@ -181,12 +197,15 @@ def figure_ranks(board: Board) -> bytes:
             ax.vlines(i, board.intervals.low[i], board.intervals.high[i], color="black", lw=1)
             ax.plot(i, np.median(samples[:, i]), "x", color="black", ms=8)
         ax.set_xticks(range(n), names, rotation=30, ha="right")
-        ax.set_yticks(range(1, n + 1))
-        ax.set_ylim(n + 0.5, 0.5)
+        # all entries drawn: ranks 1..n; the best n of more: down to the worst rank they reach
+        lowest = int(samples[:, :n].max()) if note else n
+        ax.set_yticks(range(1, lowest + 1, max(1, lowest // 20)))
+        ax.set_ylim(lowest + 0.5, 0.5)
         ax.set(
             ylabel="rank",
             title=f"{board.spec.name}: rank stability over {samples.shape[0]} bootstrap "
-            "resamples\n(area = frequency of a rank, x = median, line = 95 % interval)",
+            f"resamples{note}\n"
+            "(area = frequency of a rank, x = median, line = 95 % interval)",
         )
         fig.tight_layout()
         return _png(fig)

@@ -19,9 +19,9 @@ from medbench.metrics.calibration import (
 from medbench.metrics.classification import (
     accuracy,
     multiclass_auc,
-    resampled_multiclass_auc,
     per_class_recall,
     quadratic_weighted_kappa,
+    resampled_multiclass_auc,
     sensitivity_specificity,
 )
 from medbench.metrics.instances import (

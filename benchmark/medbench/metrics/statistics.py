@@ -101,7 +101,9 @@ def bootstrap_statistic(
     """
     if batched:
         # a vectorised statistic holds a few (rows, n_cases) arrays at once: smaller chunks
-        return _resampled(n_cases, n_resamples, seed, 4, lambda idx: np.asarray(statistic(idx), float))
+        return _resampled(
+            n_cases, n_resamples, seed, 4, lambda idx: np.asarray(statistic(idx), float)
+        )
     return _resampled(
         n_cases, n_resamples, seed, 1, lambda idx: np.array([statistic(row) for row in idx], float)
     )

@@ -46,7 +46,9 @@ class MedMNIST(RawDataset):
         self.title = member.title
         self.mirror_dir = member.name
         self.licence = member.licence
-        self.obtain = f"medbench downloads {member.file} from Zenodo (MedMNIST v2, {member.licence})."
+        self.obtain = (
+            f"medbench downloads {member.file} from Zenodo (MedMNIST v2, {member.licence})."
+        )
         self.expected = {"official": member.file, "mirror": member.file}
         self.downloads = (
             Download(url=ZENODO.format(file=member.file), filename=member.file, md5=member.md5),
