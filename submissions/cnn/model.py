@@ -131,9 +131,7 @@ class CNN(TorchSubmission):
                 pretrained=bool(self.option("pretrained", False)),
                 drop_rate=drop_rate,
                 # Freezing only makes sense for pretrained weights: a random stem must learn.
-                trainable_stages=self.option("trainable_stages")
-                if self.option("pretrained")
-                else None,
+                trainable_stages=self.option("trainable_stages") if self.option("pretrained") else None,
             )
         else:
             kwargs = {

@@ -52,9 +52,7 @@ class DeepFeatures(Submission):
             for c in sorted(float(c) for c in ctx.option("c_grid", [0.01, 0.1, 1.0])):
                 model = _classifier(c, ctx.seed).fit(_pick(x, variant), y)
                 proba = _proba(task, model, _pick(x_val, variant))
-                score = validation_score(
-                    task, y_val, proba[:, 1] if task.kind == "binary" else proba
-                )
+                score = validation_score(task, y_val, proba[:, 1] if task.kind == "binary" else proba)
                 ctx.logger.info("deep-features %s: %s C=%g val %.4f", task.name, variant, c, score)
                 value = score if math.isfinite(score) else -math.inf
                 if best is None or value > best[0]:  # ties keep the simpler, earlier variant

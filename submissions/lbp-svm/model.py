@@ -92,6 +92,7 @@ class LBPSVM(Submission):
         """``(n, d)`` LBP features of ``images`` with the run's options (defaults without ``ctx``)."""
         return featurise(images, DEFAULTS if ctx is None else self.options(ctx))
 
+
     def fit(self, task: TaskInfo, train: Dataset, val: Dataset, ctx: RunContext) -> None:
         if task.kind not in ("binary", "multiclass"):
             raise SubmissionError(f"lbp-svm classifies images; task {task.name!r} is {task.kind}")
