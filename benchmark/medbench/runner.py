@@ -37,7 +37,6 @@ from medbench.errors import (
     RecordError,
     SubmissionError,
 )
-from medbench.gallery import worst_cases_png
 from medbench.limits import ProcessTree
 from medbench.predictions import read_predictions, validate
 from medbench.results import (
@@ -589,6 +588,8 @@ def _gallery(resolved: ResolvedRun, report: ScoreReport, gallery, ids: Ids) -> d
     if spec.kind not in ("multilabel-segmentation", "instance-segmentation"):
         return None
     images, truth, preds = gallery
+    from medbench.gallery import worst_cases_png  # matplotlib: only segmentation runs draw
+
     png = worst_cases_png(
         images,
         truth,

@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -212,6 +211,8 @@ def load_prepared(spec: TaskSpec | str) -> PreparedTask | None:
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``(H, W, C)`` uint8 -> ``(size[0], size[1], C)``: area when shrinking, bilinear when enlarging."""
+    import cv2  # only a prepare that resizes needs OpenCV (0.2 s to import)
+
     h, w = image.shape[:2]
     if (h, w) == tuple(size):
         return image
@@ -224,6 +225,8 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``(C, H, W)`` bool -> ``(C, *size)`` bool: area fraction >= 0.5 when shrinking, else nearest."""
+    import cv2
+
     c, h, w = masks.shape
     if (h, w) == tuple(size):
         return masks.astype(bool)

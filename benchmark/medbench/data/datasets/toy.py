@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from medbench.data.datasets.base import DATASETS, Located, RawDataset
 
@@ -31,6 +30,8 @@ def _rng(name: str, index: int) -> np.random.Generator:
 
 
 def _texture(rng: np.random.Generator, sigma: float) -> np.ndarray:
+    from scipy import ndimage  # only generating the toy data needs it
+
     noise = ndimage.gaussian_filter(rng.normal(size=(SIZE, SIZE)), sigma)
     return noise / (noise.std() + 1e-9)
 
