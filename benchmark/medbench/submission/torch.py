@@ -32,8 +32,10 @@ Inputs are ``uint8 / 255`` then ``(x - 0.5) / 0.25`` per channel. Segmentation i
 Model and batches are channels_last (:attr:`TorchSubmission.channels_last`). On CUDA: bf16
 autocast, cudnn benchmark, pinned memory, persistent DataLoader workers. On CPU: float32 and
 deterministic algorithms, so one seed gives identical predictions.
-Every epoch writes ``checkpoint.pt`` (atomically) to ``ctx.workdir``; the weights with the best
-validation metric are kept in ``best.pt`` and used to predict. With ``ctx.resume`` an interrupted
+
+About once a minute (``[train] checkpoint_minutes``; or every ``checkpoint_every`` epochs) and
+after the last epoch, the trainer writes ``checkpoint.pt`` (atomically) to ``ctx.workdir``; the
+weights with the best validation metric are kept in ``best.pt`` and used to predict. With ``ctx.resume`` an interrupted
 run continues from its checkpoint and ends as the uninterrupted run would have.
 """
 
@@ -66,6 +68,8 @@ from medbench.submission.trainer_data import (
 from medbench.submission.trainer_losses import default_loss
 
 __all__ = ["TorchSubmission", "TrainConfig", "train_one_epoch"]
+
+_clock = time.monotonic  # when checkpoints fall due (a test replaces it)
 
 
 class TorchSubmission(Submission):
@@ -310,6 +314,7 @@ class _Run:
         self.finished = False
         self.history: list[dict[str, Any]] = []
         self.best_state: dict[str, torch.Tensor] | None = None  # best weights not yet on disk
+        self.last_write = _clock()  # when a checkpoint was last written (or training began)
 
     # -- start / resume --
 
@@ -396,11 +401,18 @@ class _Run:
                 "lr": self.optimizer.param_groups[0]["lr"],
             }
             self.history.append(info)
-            if stop or epoch % self.config.checkpoint_every == 0:
+            if stop or self.checkpoint_due(epoch):
                 self.save_checkpoint()
             self.report(info, improved, out_of_time and epoch < epochs)
             if self.ctx.on_epoch is not None:
                 self.ctx.on_epoch(dict(info))
+
+    def checkpoint_due(self, epoch: int) -> bool:
+        """Every ``checkpoint_every`` epochs when set, else once ``checkpoint_minutes`` have
+        passed since the last write (or since training began)."""
+        if self.config.checkpoint_every is not None:
+            return epoch % self.config.checkpoint_every == 0
+        return _clock() - self.last_write >= 60.0 * self.config.checkpoint_minutes
 
     def validate(self) -> float:
         predictions = self.sub._collect(self.task, self.model, self.val_loader, self.device)
@@ -442,6 +454,7 @@ class _Run:
             },
             self.workdir / T.CHECKPOINT,
         )
+        self.last_write = _clock()
 
     def report(self, info: dict[str, Any], improved: bool, out_of_time: bool) -> None:
         metric = "-" if info["val_metric"] is None else f"{info['val_metric']:.4f}"

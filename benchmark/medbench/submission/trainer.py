@@ -29,6 +29,10 @@ BEST = "best.pt"
 DEFAULT_CROP = 256
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The ``[train]`` keys the standard trainer reads (other keys stay in ``options``).
@@ -37,9 +41,12 @@ class TrainConfig:
     (default 256), and for fixed-size segmentation tasks only when set below the task's size.
     ``num_workers`` None = ``min(8, cpu count)`` on CUDA, 0 on CPU. ``patience`` counts epochs
     without a better validation metric; ``max_minutes`` bounds the training wall time.
-    ``checkpoint_every``: write the resumable checkpoint (and ``best.pt``) every this many epochs
-    and after the last; a killed run loses at most that many epochs. On a GPU an epoch of a small
-    task takes a fraction of a second, less than writing a U-Net's weights and optimiser state.
+    Checkpoints: the resumable ``checkpoint.pt`` (and ``best.pt``; the best weights wait in
+    memory) is written after the last epoch and, by default, after the first epoch that ends
+    ``checkpoint_minutes`` (1; 0 = every epoch) or more after the previous write: a killed run loses at most a
+    minute of training plus the epoch in progress, on every device, and a GPU whose epochs take
+    a fraction of a second no longer spends its time writing weights. ``checkpoint_every = N``
+    writes every N epochs instead (a resume then repeats at most N - 1 epochs).
     """
 
     epochs: int = 10
@@ -48,7 +55,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     num_workers: int | None = None
     val_every: int = 1
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None
+    checkpoint_minutes: float = 1.0
     patience: int | None = None
     max_minutes: float | None = None
     image_size: int | None = None
@@ -65,7 +73,8 @@ class TrainConfig:
             weight_decay=float(options.get("weight_decay", cls.weight_decay)),
             num_workers=options.get("num_workers"),
             val_every=int(options.get("val_every", cls.val_every)),
-            checkpoint_every=int(options.get("checkpoint_every", cls.checkpoint_every)),
+            checkpoint_every=_optional_int(options.get("checkpoint_every")),
+            checkpoint_minutes=float(options.get("checkpoint_minutes", cls.checkpoint_minutes)),
             patience=options.get("patience"),
             max_minutes=options.get("max_minutes"),
             image_size=options.get("image_size"),
@@ -89,6 +98,11 @@ class TrainConfig:
                 raise SubmissionError(f"[train] {name} must be at least 1; got {value}")
         if self.num_workers is not None and self.num_workers < 0:
             raise SubmissionError(f"[train] num_workers must be 0 or more; got {self.num_workers}")
+        if not (self.checkpoint_minutes >= 0 and math.isfinite(self.checkpoint_minutes)):
+            raise SubmissionError(
+                "[train] checkpoint_minutes must be 0 (after every epoch) or more; "
+                f"got {self.checkpoint_minutes}"
+            )
         for name, value in {"lr": self.lr, "max_minutes": self.max_minutes}.items():
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise SubmissionError(f"[train] {name} must be a positive number; got {value}")

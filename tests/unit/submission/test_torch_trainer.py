@@ -267,12 +267,17 @@ def test_same_seed_on_cpu_gives_identical_predictions(toy, reference_run, tmp_pa
 
 
 def test_a_resumed_run_ends_as_the_uninterrupted_one(toy, reference_run, tmp_path):
+    every_epoch = {**DET_TRAIN, "checkpoint_minutes": 0}
     with pytest.raises(_Interrupt):
-        _fit_predict(toy, tmp_path, on_epoch=_interrupt_at(1))
+        _fit_predict(toy, tmp_path, train=every_epoch, on_epoch=_interrupt_at(1))
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
     seen: list[int] = []
     resumed = _fit_predict(
-        toy, tmp_path, resume=True, on_epoch=lambda info: seen.append(info["epoch"])
+        toy,
+        tmp_path,
+        train=every_epoch,
+        resume=True,
+        on_epoch=lambda info: seen.append(info["epoch"]),
     )
     assert seen == [2]  # epoch 1 was not trained again
     assert np.array_equal(resumed, reference_run)
@@ -302,6 +307,33 @@ def test_checkpoint_every_n_epochs_and_a_resume_from_the_last_one(toy, tmp_path)
         )
         assert seen == replayed
         assert np.array_equal(resumed, full)
+
+
+def test_by_default_a_checkpoint_is_written_a_minute_after_the_last_one(
+    toy, tmp_path, monkeypatch
+):
+    # Fast epochs: only the last one writes. Epochs that each take 40 s (a fake clock): the
+    # second, third... write once 60 s have passed since the previous write.
+    import medbench.submission.torch as torch_module
+
+    train = {**DET_TRAIN, "epochs": 4}
+
+    def fit(workdir: Path) -> list[int | None]:
+        written: list[int | None] = []
+
+        def watch(info: dict) -> None:
+            path = workdir / "checkpoint.pt"
+            written.append(torch.load(path, weights_only=True)["epoch"] if path.is_file() else None)
+
+        _fit_predict(toy, workdir, train=train, on_epoch=watch)
+        return written
+
+    assert fit(tmp_path / "fast") == [None, None, None, 4]
+    ticks = iter(range(0, 10_000, 40))
+    monkeypatch.setattr(torch_module, "_clock", lambda: next(ticks))
+    # clock: start 0; epoch 1 ends at 40 (no), 2 at 80 (write, 80 - 0 >= 60), the write reads
+    # 120; 3 ends at 160 (40 s later: no), 4 is the last (write)
+    assert fit(tmp_path / "slow") == [None, 2, 2, 4]
 
 
 def test_dataloader_workers_do_not_change_the_result(toy, reference_run, tmp_path):

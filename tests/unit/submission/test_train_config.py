@@ -11,7 +11,8 @@ from medbench.submission.trainer import TrainConfig
 def test_defaults_and_overrides():
     config = TrainConfig.from_options({"epochs": "3", "checkpoint_every": 5, "extra": "kept"})
     assert (config.epochs, config.checkpoint_every, config.val_every) == (3, 5, 1)
-    assert TrainConfig.from_options({}).checkpoint_every == 1
+    defaults = TrainConfig.from_options({})
+    assert (defaults.checkpoint_every, defaults.checkpoint_minutes) == (None, 1.0)
     assert config.options["extra"] == "kept"
 
 
@@ -27,6 +28,7 @@ def test_defaults_and_overrides():
         ("lr", 0.0),
         ("max_minutes", float("inf")),
         ("weight_decay", -0.1),
+        ("checkpoint_minutes", -1),
     ],
 )
 def test_a_bad_value_is_refused_by_name(key, value):
