@@ -83,7 +83,7 @@ def verify_record(path: str | Path) -> Verification:
             f"made with {spec.name} version {record['task'].get('version')}; this medbench has {spec.version}",
         )
     prepared = prepare(spec)
-    prepared.verify()
+    prepared.verify(full=True)
     if prepared.data_sha256 != record["task"].get("data_sha256"):
         return Verification(
             path,

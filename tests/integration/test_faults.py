@@ -139,7 +139,7 @@ def test_sigkill_during_prepare_leaves_no_cache_and_a_new_prepare_matches(
     assert not prepared_dir(spec).exists() and not answers_dir(spec).exists()
 
     again = prepare(spec)
-    again.verify()
+    again.verify(full=True)
     assert hidden_leftovers(parent) == [] and hidden_leftovers(answers_dir(spec).parent) == []
 
     # An uninterrupted prepare in another home writes the same arrays.
@@ -164,7 +164,7 @@ def test_sigkill_during_a_forced_prepare_keeps_the_previous_cache(fresh_home):
     kill_group(proc)
     kept = load_prepared(spec)
     assert kept is not None and (kept.path / "manifest.json").read_bytes() == manifest
-    kept.verify()  # every array, the hidden answers too, is the previous complete version
+    kept.verify(full=True)  # every array, the hidden answers too, is the previous complete version
     assert prepare(spec, force=True).manifest["arrays"] == before.manifest["arrays"]
 
 
@@ -204,10 +204,10 @@ def test_sigkill_while_swapping_a_cache_never_serves_a_mismatched_one(fresh_home
     assert proc.wait(timeout=120) == -signal.SIGKILL
     ready = load_prepared(spec)
     if ready is not None:
-        ready.verify()  # complete and consistent, labels included
+        ready.verify(full=True)  # complete and consistent, labels included
         assert ready.data_sha256 == old.data_sha256
     fixed = prepare(spec, from_dir=new_raw)
-    fixed.verify()
+    fixed.verify(full=True)
     assert fixed.data_sha256 != old.data_sha256
     assert hidden_leftovers(prepared_dir(spec).parent) == []
     assert hidden_leftovers(answers_dir(spec).parent) == []
@@ -373,7 +373,7 @@ def test_a_changed_cache_file_is_refused_before_use_and_force_repairs_it(fresh_h
 
     repaired = cli.invoke(app, ["data", "prepare", "--quiet", "--force", spec.name])
     assert repaired.exit_code == 0, repaired.output
-    load_prepared(spec).verify()
+    load_prepared(spec).verify(full=True)
     result = run_cli(str(DUMMY), "--task", spec.name, "--results-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     rec = read_record(record_path(tmp_path, spec.name, "dummy", 0))
@@ -532,7 +532,7 @@ def test_a_sandboxed_submission_cannot_write_into_the_cache(fresh_home, tmp_path
     assert rec["status"] == "failed" and rec["isolation"]["mode"] == "sandbox"
     # The mount is read-only: the write itself fails, the cache never changes.
     assert "Read-only file system" in rec["error"]["message"]
-    load_prepared(spec).verify()
+    load_prepared(spec).verify(full=True)
     assert load_prepared(spec).manifest["arrays"] == before.manifest["arrays"]
 
 
@@ -551,7 +551,7 @@ def test_an_unsandboxed_submission_writing_into_the_cache_fails_and_it_is_rebuil
     assert "changed a prepared data cache" in message
     assert str(before.path / "train" / "images.npy") in message
     after = load_prepared(spec)
-    after.verify()
+    after.verify(full=True)
     assert after.manifest["arrays"] == before.manifest["arrays"]
 
     ok = run_cli(str(DUMMY), "--task", spec.name, "--results-dir", str(tmp_path))

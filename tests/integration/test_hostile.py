@@ -614,7 +614,7 @@ def test_labels_changed_behind_the_parent_and_put_back_are_not_scored(fresh_home
     b = record_of(tmp_path / "b", "toy-lesions", "answers-swap")
     assert b["metrics"]["auc"] == a["metrics"]["auc"]
     assert b["per_case"]["y_true"] == a["per_case"]["y_true"]
-    load_prepared("toy-lesions").verify()
+    load_prepared("toy-lesions").verify(full=True)
 
 
 def test_damage_to_another_tasks_cache_fails_the_run_that_did_it(fresh_home, tmp_path):
@@ -649,7 +649,7 @@ def test_another_tasks_cache_is_out_of_reach_in_the_sandbox(fresh_home, tmp_path
         (home() / "runs" / "toy-lesions").glob("damages-other-*/seed0/child.log")
     ).read_text()
     assert f"cannot reach {target}" in log
-    load_prepared("toy-anatomy").verify()
+    load_prepared("toy-anatomy").verify(full=True)
 
 
 def test_an_edited_manifest_is_refused_however_consistent(fresh_home, tmp_path):

@@ -44,6 +44,7 @@ from medbench.data.files import (
     remove_stale_temporaries,
     sha256_bytes,
     sha256_file,
+    write_json_atomic,
 )
 from medbench.data.sources import (
     Progress,
@@ -132,15 +133,52 @@ class PreparedTask:
     def source(self) -> dict:
         return self.manifest["source"]
 
-    def verify(self) -> None:
-        """Re-hash every array file; a changed file raises ChecksumError naming it."""
-        for rel, expected in self.manifest["arrays"].items():
+    def verify(self, *, full: bool = False) -> None:
+        """Check every array file against the manifest; a changed file raises ChecksumError.
+
+        A full re-hash costs seconds on the larger tasks, so after one the files' stat stamps
+        (size, inode, modification and change times) are kept, sealed, in ``VERIFIED``; while
+        every stamp still matches, no file was rewritten or replaced since it was hashed (the
+        change time cannot be set back from user space), and the re-hash is skipped. Submission
+        code sees these folders read-only in the sandbox, so only another process of the user
+        could change them, and that changes a stamp. ``full`` re-hashes regardless.
+        """
+        stamps = {}
+        for rel in self.manifest["arrays"]:
             path = self.file(rel)
-            if not path.is_file():
+            try:
+                st = path.stat()
+            except OSError:
                 raise ChecksumError(
                     f"prepared file {path} is missing; run `medbench data prepare {self.spec.name} --force`"
-                )
-            _check_hash(path, sha256_file(path), expected, self.spec)
+                ) from None
+            stamps[rel] = [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+        if not full and self._verified_stamps() == stamps:
+            return
+        for rel, expected in self.manifest["arrays"].items():
+            _check_hash(self.file(rel), sha256_file(self.file(rel)), expected, self.spec)
+        body = {"seal": self.manifest["seal"], "stamps": stamps}
+        try:
+            write_json_atomic(self.path / VERIFIED, {**body, "mac": _stamps_mac(body)})
+        except OSError:
+            pass  # a read-only cache is verified in full every time
+
+    def _verified_stamps(self) -> dict | None:
+        try:
+            saved = json.loads((self.path / VERIFIED).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(saved, dict) or saved.get("seal") != self.manifest["seal"]:
+            return None
+        body = {"seal": saved.get("seal"), "stamps": saved.get("stamps")}
+        return saved["stamps"] if saved.get("mac") == _stamps_mac(body) else None
+
+
+VERIFIED = "verified.json"  # stat stamps of the array files as last fully hashed
+
+
+def _stamps_mac(body: dict) -> str:
+    return mac("prepared-stamps", json.dumps(body, sort_keys=True, separators=(",", ":"))).hex()
 
 
 def _check_hash(path: Path, found: str, expected: str, spec: TaskSpec) -> None:

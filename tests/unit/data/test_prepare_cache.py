@@ -110,6 +110,61 @@ def test_verify_names_a_changed_array(fresh_home):
         prepared.verify()
 
 
+def _count_hashes(monkeypatch) -> list[str]:
+    import medbench.data.prepare as prepare_module
+
+    hashed: list[str] = []
+    real = prepare_module.sha256_file
+
+    def counting(path):
+        hashed.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(prepare_module, "sha256_file", counting)
+    return hashed
+
+
+def test_verify_rehashes_only_files_whose_stat_stamp_changed(fresh_home, monkeypatch):
+    prepared = prepare("toy-lesions")
+    hashed = _count_hashes(monkeypatch)
+    prepared.verify()
+    n_files = len(prepared.manifest["arrays"])
+    assert len(hashed) == n_files  # the first check hashes everything and keeps the stamps
+    prepared.verify()
+    assert len(hashed) == n_files  # unchanged files: no re-hash
+    prepared.verify(full=True)
+    assert len(hashed) == 2 * n_files  # asked for: everything again
+
+    # Same size, same modification time put back: the change time still tells.
+    path = answers_dir(prepared.spec) / "targets.npy"
+    before = path.stat()
+    path.write_bytes(path.read_bytes()[:-8] + b"\x01" * 8)
+    import os
+
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(ChecksumError, match="changed after preparation"):
+        prepared.verify()
+
+
+def test_forged_stamps_do_not_skip_the_hash(fresh_home, monkeypatch):
+    prepared = prepare("toy-lesions")
+    prepared.verify()
+    path = answers_dir(prepared.spec) / "targets.npy"
+    path.write_bytes(path.read_bytes()[:-8] + b"\x01" * 8)
+    # Someone rewrites the stamps to the changed file's stat without the installation key.
+    saved = json.loads((prepared.path / "verified.json").read_text())
+    st = path.stat()
+    rel = next(
+        r
+        for r in saved["stamps"]
+        if r.endswith("answers/targets.npy") or r == "answers/targets.npy"
+    )
+    saved["stamps"][rel] = [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    (prepared.path / "verified.json").write_text(json.dumps(saved))
+    with pytest.raises(ChecksumError, match="changed after preparation"):
+        prepared.verify()
+
+
 def test_prepare_clears_its_own_leftovers_but_not_another_tasks(fresh_home):
     spec = get_task("toy-lesions")
     parent = prepared_dir(spec).parent
