@@ -100,6 +100,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     test = _dataset(job["inputs"]["test"])
     emit("fit", n_train=len(train), n_val=len(val))
     t0 = time.perf_counter()
+    setup_s = t0 - started  # the manifest, the model's imports, the data
     submission.fit(task, train, val, ctx)
     fit_s = time.perf_counter() - t0
     emit("predict", n_test=len(test))
@@ -107,13 +108,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     test_pred = submission.predict(task, test, ctx)
     predict_s = time.perf_counter() - t0
     # Validation predictions choose operating points; the submission sees val images only here.
+    t0 = time.perf_counter()
     val_pred = submission.predict(task, Dataset(in_memory(val.images), val.case_ids), ctx)
     out = Path(job["output"])
     _write_predictions(out / "predictions-test.npz", test.case_ids, test_pred)
     _write_predictions(out / "predictions-val.npz", val.case_ids, val_pred)
     info: dict[str, Any] = {
+        "setup_s": setup_s,
         "fit_s": fit_s,
         "predict_s": predict_s,
+        "output_s": time.perf_counter() - t0,  # val predictions and writing both
         "child_s": time.perf_counter() - started,
         "device_name": job["device"],
         "peak_gpu_memory_mb": None,

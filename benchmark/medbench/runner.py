@@ -213,6 +213,7 @@ class ResolvedRun:
     prepare_s: float
     entry: str  # the leaderboard entry: the submission's name, or "<name>+<variant>"
     variant: str | None = None
+    verify_s: float = 0.0  # checking the prepared files against their manifest, before the child
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -375,7 +376,7 @@ def compute(resolved: ResolvedRun, options: RunOptions, on_event: Event | None =
         with locked(resolved.folder.with_name(f"{resolved.folder.name}.lock")):
             t0 = time.perf_counter()
             resolved.prepared.verify()  # once, before the child; a changed file is refused by name
-            resolved.prepare_s += time.perf_counter() - t0
+            resolved.verify_s = time.perf_counter() - t0
             check_writable(resolved.target.parent)
             prepare_folder(
                 resolved.folder, resolved.snapshot, resolved.identity, resume=options.resume
@@ -467,11 +468,21 @@ def _conclude(resolved, options, ended, tree, wall_s, ids, started) -> Outcome:
     """The run's record: failed with its reason, or scored."""
     output = resolved.folder / "output"
     record = _base_record(resolved, options, tree)
-    record.timings = {"prepare_s": round(resolved.prepare_s, 3), "child_wall_s": round(wall_s, 3)}
+    record.timings = {
+        "prepare_s": round(resolved.prepare_s, 3),
+        "verify_s": round(resolved.verify_s, 3),
+        "child_wall_s": round(wall_s, 3),
+    }
     record.peak_memory_mb = ended.peak_memory_mb
     reason, child_info = _child_outcome(ended, output)
+    if "child_s" in child_info:  # sandbox and interpreter start-up, medbench's child imports
+        record.timings["child_start_s"] = round(max(0.0, wall_s - child_info["child_s"]), 3)
     record.timings.update(
-        {k: round(child_info[k], 3) for k in ("fit_s", "predict_s") if k in child_info}
+        {
+            k: round(child_info[k], 3)
+            for k in ("setup_s", "fit_s", "predict_s", "output_s")
+            if k in child_info
+        }
     )
     record.device_name = child_info.get("device_name", resolved.device)
     record.peak_gpu_memory_mb = child_info.get("peak_gpu_memory_mb")
@@ -485,7 +496,9 @@ def _conclude(resolved, options, ended, tree, wall_s, ids, started) -> Outcome:
             report, saved, gallery = _score(resolved, ids, output)
             record.timings["score_s"] = round(time.perf_counter() - t0, 3)
             record.scored(report_fields(report))
+            t0 = time.perf_counter()
             record.gallery = _gallery(resolved, report, gallery, ids)
+            record.timings["gallery_s"] = round(time.perf_counter() - t0, 3)
         except PredictionError as exc:
             reason, saved = f"invalid predictions: {exc}", None
     if reason:

@@ -282,8 +282,10 @@ def _text(value: Any) -> bool:
 
 
 RESULT_SCHEMA: dict[str, Callable[[Any], bool]] = {
+    "setup_s": _number,
     "fit_s": _number,
     "predict_s": _number,
+    "output_s": _number,
     "child_s": _number,
     "device_name": _text,
     "peak_gpu_memory_mb": lambda v: v is None or _number(v),

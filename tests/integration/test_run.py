@@ -47,6 +47,14 @@ def test_dummy_runs_every_toy_task_and_writes_valid_records(tmp_path):
     for r in (lesions, anatomy):
         assert r["submission"]["content_sha256"] and r["task"]["data_sha256"]
         assert r["environment"]["medbench"] and r["device"] == "cpu"
+        # every phase of a run is timed; the child's phases fit inside its wall time
+        timings = r["timings"]
+        phases = ("child_start_s", "setup_s", "fit_s", "predict_s", "output_s")
+        assert {"prepare_s", "verify_s", "child_wall_s", "score_s", "gallery_s", "total_s"} <= set(
+            timings
+        ) and set(phases) <= set(timings)
+        assert sum(timings[k] for k in phases) <= timings["child_wall_s"] + 0.01
+        assert timings["child_wall_s"] <= timings["total_s"]
 
 
 def test_an_identical_run_is_skipped_unless_forced(tmp_path):

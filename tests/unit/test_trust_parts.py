@@ -152,8 +152,10 @@ def test_a_long_line_is_never_parsed_as_an_event(tmp_path):
         (
             json.dumps(
                 {
+                    "setup_s": 1,
                     "fit_s": -1,
                     "predict_s": 1,
+                    "output_s": 1,
                     "child_s": 1,
                     "device_name": "cpu",
                     "peak_gpu_memory_mb": None,
@@ -163,14 +165,25 @@ def test_a_long_line_is_never_parsed_as_an_event(tmp_path):
             "malformed field(s) ['fit_s']",
         ),
         (
-            json.dumps({"fit_s": 1, "predict_s": 1, "child_s": 1, "device_name": "cpu"}).encode(),
+            json.dumps(
+                {
+                    "setup_s": 1,
+                    "fit_s": 1,
+                    "predict_s": 1,
+                    "output_s": 1,
+                    "child_s": 1,
+                    "device_name": "cpu",
+                }
+            ).encode(),
             "malformed field(s) ['peak_gpu_memory_mb', 'notes']",
         ),
         (
             json.dumps(
                 {
+                    "setup_s": 1,
                     "fit_s": 1,
                     "predict_s": 1,
+                    "output_s": 1,
                     "child_s": 1,
                     "device_name": "cpu",
                     "peak_gpu_memory_mb": None,
@@ -192,8 +205,10 @@ def test_the_childs_json_is_bounded_and_schema_checked(tmp_path, data, reason):
 def test_the_childs_json_keeps_only_the_schema(tmp_path):
     path = tmp_path / "child-result.json"
     good = {
+        "setup_s": 0.5,
         "fit_s": 1.5,
         "predict_s": 0,
+        "output_s": 0.1,
         "child_s": 2,
         "device_name": "x" * 5000,
         "peak_gpu_memory_mb": None,
