@@ -12,13 +12,14 @@ import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from medbench.errors import PredictionError
-from medbench.metrics._validation import canonical_bool
-from medbench.tasks.spec import TaskSpec
+
+if TYPE_CHECKING:  # the sandboxed child imports this module for to_npz_dict: keep it light
+    from medbench.tasks.spec import TaskSpec
 
 # Probabilities are compared with this slack: float16 masks and float32 softmax rows round.
 _PROB_TOL = 1e-3
@@ -157,6 +158,8 @@ def _read_member(
 
 
 def _read_csv(path: Path, spec: TaskSpec) -> dict[str, np.ndarray]:
+    import pandas as pd
+
     k = len(spec.classes)
     wanted = (
         ["case_id", "score"] if spec.kind == "binary" else ["case_id", *[f"p{i}" for i in range(k)]]
@@ -215,6 +218,8 @@ def validate(
         raise PredictionError(
             f"predictions for {spec.name!r} have {len(extra)} unknown case ids: {_first(extra)}"
         )
+    from medbench.metrics._validation import canonical_bool
+
     # Any nonzero byte of a boolean array is True (see metrics' canonical_bool).
     values = [canonical_bool(np.asarray(predictions[c])) for c in expected]
     check = {

@@ -62,6 +62,7 @@ from medbench.sandbox import ISOLATIONS, ROOT, probe, resolve_isolation
 from medbench.sandbox import command as sandbox_command
 from medbench.saved import encode, predictions_path
 from medbench.scoring import ScoreReport, report_fields, score_run
+from medbench.submission.api import TaskInfo
 from medbench.submission.loader import Manifest, read_manifest
 from medbench.submission.snapshot import DEFAULT_LIMIT_MB, Snapshot, content_hash, snapshot
 from medbench.supervise import (
@@ -415,6 +416,7 @@ def _stage(resolved: ResolvedRun, options: RunOptions) -> tuple[Layout, Ids, str
     job = {
         "submission": layout.ro(folder / "submission", f"{ROOT}/submission"),
         "task": spec.name,
+        "task_info": TaskInfo.from_spec(spec).to_json(),
         "seed": resolved.run.seed,
         "device": resolved.device,
         "resume": options.resume,

@@ -59,6 +59,38 @@ class TaskInfo:
             modality=spec.modality,
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """Everything but ``train`` as JSON values (the job file the sandboxed child reads, so
+        the child need not import the task catalogue)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "classes": list(self.classes),
+            "input_size": None if self.input_size is None else list(self.input_size),
+            "channels": self.channels,
+            "metrics": list(self.metrics),
+            "primary_metric": self.primary_metric,
+            "higher_is_better": self.higher_is_better,
+            "modality": self.modality,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], train: Mapping[str, Any] | None = None) -> TaskInfo:
+        """The inverse of :meth:`to_json`."""
+        size = data["input_size"]
+        return cls(
+            name=str(data["name"]),
+            kind=str(data["kind"]),
+            classes=tuple(data["classes"]),
+            input_size=None if size is None else (int(size[0]), int(size[1])),
+            channels=int(data["channels"]),
+            metrics=tuple(data["metrics"]),
+            primary_metric=str(data["primary_metric"]),
+            higher_is_better=bool(data["higher_is_better"]),
+            train=MappingProxyType(dict(train or {})),
+            modality=str(data["modality"]),
+        )
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, numpy's global generator and, when it is loaded, torch."""

@@ -99,3 +99,16 @@ def test_metric_lookup_and_options():
 )
 def test_input_describe(size, channels, text):
     assert InputSpec(size, channels).describe() == text
+
+
+@pytest.mark.parametrize("name", sorted(TASKS.names()))
+def test_task_info_survives_the_job_file(name):
+    # The sandboxed child builds its TaskInfo from the job file instead of the catalogue.
+    import json
+
+    from medbench.submission.api import TaskInfo
+
+    spec = get_task(name)
+    train = {"epochs": 3, "aug": "lakhani"}
+    sent = json.loads(json.dumps(TaskInfo.from_spec(spec).to_json()))
+    assert TaskInfo.from_json(sent, train) == TaskInfo.from_spec(spec, train)
