@@ -214,6 +214,12 @@ def data_prepare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Convert tasks' raw data into prepared, memory-mappable caches (once; atomic)."""
+    from medbench.data.ready import ready_lines, record_ready
+
+    if tasks and not (all_ or force) and (lines := ready_lines(tasks)) is not None:
+        for line in lines:  # every named task still ready: said without importing the stack
+            console.print(line)
+        return
     from medbench.data.prepare import prepare, status
     from medbench.tasks import all_tasks, get_task
 
@@ -233,10 +239,12 @@ def data_prepare(
                 progress=lambda done, total, job=job: bar.update(job, completed=done, total=total),
             )
         counts = prepared.manifest["counts"]
-        console.print(
+        line = (
             f"[green]ready[/] {spec.name}: {counts['train']}/{counts['val']}/{counts['test']} "
             f"train/val/test from {prepared.source['layout']} ({prepared.manifest['seconds']} s)"
         )
+        console.print(line)
+        record_ready(spec.name, prepared.path / "manifest.json", line)
 
 
 # --- score ---------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import os
 import secrets
 from pathlib import Path
 
-from medbench.data.sources import medbench_home
 from medbench.errors import MedbenchError
+from medbench.home import medbench_home
 
 KEY_BYTES = 32
 

@@ -29,7 +29,7 @@ from medbench.blinding import Blinding
 from medbench.data.arrays import Ragged, load_array, save_array
 from medbench.data.files import write_json_atomic
 from medbench.data.prepare import PreparedTask
-from medbench.data.sources import medbench_home
+from medbench.home import medbench_home
 from medbench.sandbox import ROOT, child_env
 from medbench.submission.snapshot import Snapshot
 from medbench.tasks.spec import SPLITS

@@ -29,7 +29,6 @@ from medbench.child import ERROR, RESULT
 from medbench.data.arrays import Ragged
 from medbench.data.files import locked, sha256_bytes, write_bytes_atomic, write_json_atomic
 from medbench.data.prepare import PreparedTask, answers_dir, load_prepared, prepare, prepared_dir
-from medbench.data.sources import medbench_home
 from medbench.errors import (
     ChecksumError,
     MedbenchError,
@@ -37,6 +36,7 @@ from medbench.errors import (
     RecordError,
     SubmissionError,
 )
+from medbench.home import medbench_home
 from medbench.limits import ProcessTree
 from medbench.predictions import read_predictions, validate
 from medbench.results import (

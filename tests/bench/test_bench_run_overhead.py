@@ -124,3 +124,30 @@ def test_run_fixed_cost_against_a_plain_script(benchmark, request, private_home,
         f"{task}: medbench run {statistics.median(harness_s):.2f} s, plain script "
         f"{statistics.median(plain_s):.2f} s: {ratio:.2f}x (median of {len(ratios)} pairs)"
     )
+
+
+def test_prepare_of_a_ready_task_against_version(benchmark, private_home):
+    """``medbench data prepare toy-lesions`` on a ready task against ``medbench --version``
+    (issue 14's target: under 2x), interleaved fresh processes, median ratio."""
+    env = _env(private_home)
+    prepare_cmd = [sys.executable, "-m", "medbench", "data", "prepare", "--quiet", "toy-lesions"]
+    version_cmd = [sys.executable, "-m", "medbench", "--version"]
+    first = subprocess.run(prepare_cmd, env=env, capture_output=True, text=True, check=True)
+    ratios = []
+
+    def timed(cmd) -> tuple[float, str]:
+        started = time.perf_counter()
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        return time.perf_counter() - started, done.stdout
+
+    def one_round() -> None:
+        for _ in range(5 if benchmark.enabled else 1):
+            p, out = timed(prepare_cmd)
+            v, _ = timed(version_cmd)
+            assert out == first.stdout  # the stamp's answer is the full path's answer
+            ratios.append(p / v)
+
+    benchmark.pedantic(one_round, rounds=1, warmup_rounds=0)
+    ratio = statistics.median(ratios)
+    benchmark.extra_info["ratio"] = round(ratio, 3)
+    print(f"data prepare (ready) / --version: {ratio:.2f}x (median of {len(ratios)} pairs)")

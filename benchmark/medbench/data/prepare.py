@@ -55,6 +55,7 @@ from medbench.data.sources import (
     medbench_home,
 )
 from medbench.errors import ChecksumError, DataError, DataNotFoundError
+from medbench.home import ANSWERS, answers_folder, prepared_folder
 from medbench.keys import mac
 from medbench.tasks import TaskSpec, get_task
 from medbench.tasks.spec import SPLITS
@@ -205,15 +206,14 @@ def data_hash(manifest: dict) -> str:
 
 
 def prepared_dir(spec: TaskSpec) -> Path:
-    return medbench_home() / "prepared" / f"{spec.name}-v{spec.version}"
+    return prepared_folder(spec.name, spec.version)
 
 
-ANSWERS = "answers"
 
 
 def answers_dir(spec: TaskSpec) -> Path:
     """Where the test labels live: outside the prepared folder a submission's child reads from."""
-    return medbench_home() / ANSWERS / f"{spec.name}-v{spec.version}"
+    return answers_folder(spec.name, spec.version)
 
 
 def load_prepared(spec: TaskSpec | str) -> PreparedTask | None:

@@ -17,16 +17,9 @@ from pathlib import Path
 from medbench.data.datasets import DATASETS, Download, Located, RawDataset
 from medbench.data.files import atomic_path
 from medbench.errors import ChecksumError, DataError, DataNotFoundError
+from medbench.home import medbench_home  # noqa: F401 - re-exported: medbench.data.sources.medbench_home
 
 Progress = Callable[[int, int], None]  # (done, total)
-
-
-def medbench_home() -> Path:
-    """The per-user folder for prepared caches and downloads (``MEDBENCH_HOME``)."""
-    if "MEDBENCH_HOME" in os.environ:
-        return Path(os.environ["MEDBENCH_HOME"]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "medbench"
 
 
 def data_roots(from_dir: str | Path | None = None) -> list[Path]:
