@@ -3,41 +3,66 @@
 The runner draws it right after scoring, while it holds the test images, and stores it beside the
 record (its SHA-256 is in the record); ``medbench leaderboard`` shows the leader's. Records stay
 image-free, so the leaderboard keeps reading records only.
+
+Drawn with Pillow (already loaded for reading images): each case is scaled to a ``TILE``-pixel
+tile first (image bilinear, masks and label maps nearest) and the outlines are found at that
+size, so they stay one visible pixel wide on images of any size. Matplotlib would cost about
+half a second per segmentation run to import and draw the same thing.
 """
 
 from __future__ import annotations
 
 import io
 
-import matplotlib as mpl
 import numpy as np
-from matplotlib.figure import Figure
-from skimage.segmentation import find_boundaries
+from PIL import Image, ImageDraw, ImageFont
 
 N_WORST = 4
-_CLASS_COLOURS = ((0.1, 0.9, 0.1), (0.1, 0.6, 1.0), (1.0, 0.8, 0.0))
+TILE = 200  # pixels on the longer side of each case
+_CLASS_COLOURS = ((25, 230, 25), (25, 150, 255), (255, 205, 0))
+_PREDICTION = (255, 0, 255)
+_TEXT = (20, 20, 20)
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    return find_boundaries(mask, mode="inner")
+def boundaries(labels: np.ndarray) -> np.ndarray:
+    """Inner boundaries of a mask or a label map: the labelled pixels (> 0) that have a
+    4-neighbour with another label (the image's edge does not count)."""
+    padded = np.pad(labels, 1, mode="edge")
+    centre = padded[1:-1, 1:-1]
+    edge = np.zeros(labels.shape, bool)
+    for shifted in (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]):
+        edge |= shifted != centre
+    return edge & (centre > 0)
 
 
-def _overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """RGB float image with outlines: truth per class in green-ish colours, prediction in magenta.
+def _scaled(array: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+    mode = "I" if array.dtype.kind in "iu" and array.max(initial=0) > 255 else "L"
+    image = Image.fromarray(array.astype(np.int32 if mode == "I" else np.uint8), mode=mode)
+    return np.asarray(image.resize(size, resample))
 
-    ``truth``/``pred`` are ``(C, H, W)`` bool masks or ``(H, W)`` label maps (outlines of objects).
+
+def _tile(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """``(h, w, 3)`` uint8: the image with truth outlines per class and prediction outlines.
+
+    ``truth``/``pred`` are ``(C, H, W)`` bool masks or ``(H, W)`` label maps (object borders).
     """
-    grey = image.astype(np.float64) / 255.0
-    rgb = np.repeat(grey, 3, axis=2) if grey.shape[2] == 1 else grey[..., :3].copy()
+    h, w = image.shape[:2]
+    scale = TILE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    grey = image[..., 0] if image.shape[2] == 1 else None
+    if grey is not None:
+        rgb = np.repeat(_scaled(grey, size, Image.BILINEAR)[..., None], 3, axis=2)
+    else:
+        rgb = np.asarray(
+            Image.fromarray(image[..., :3].astype(np.uint8)).resize(size, Image.BILINEAR)
+        )
+    rgb = rgb.copy()
     if truth.ndim == 2:
         truth, pred = truth[None], pred[None]
-        outline = lambda m: find_boundaries(m, mode="inner")  # noqa: E731 - label maps: object borders
-    else:
-        outline = _outline
     for c in range(truth.shape[0]):
-        rgb[outline(truth[c])] = _CLASS_COLOURS[c % len(_CLASS_COLOURS)]
+        rgb[boundaries(_scaled(truth[c], size, Image.NEAREST))] = _CLASS_COLOURS[c % 3]
     for c in range(pred.shape[0]):
-        rgb[outline(pred[c])] = (1.0, 0.0, 1.0)
+        rgb[boundaries(_scaled(pred[c], size, Image.NEAREST))] = _PREDICTION
     return rgb
 
 
@@ -53,20 +78,25 @@ def worst_cases_png(
         np.argsort(scores[defined] if higher_is_better else -scores[defined], kind="stable")
     ]
     worst = order[:N_WORST]
-    with mpl.rc_context():
-        mpl.rcdefaults()
-        mpl.rcParams.update({"font.size": 8})
-        fig = Figure(figsize=(3.0 * len(worst), 3.3))
-        axes = fig.subplots(1, len(worst), squeeze=False)[0]
-        for ax, i in zip(axes, worst, strict=True):
-            ax.imshow(
-                _overlay(np.asarray(images[i]), np.asarray(truth[i]), np.asarray(pred[i])),
-                interpolation="nearest",
-            )
-            name = case_ids[i] if len(case_ids[i]) <= 18 else case_ids[i][:16] + "…"
-            ax.set_title(f"{name}\n{metric} {scores[i]:.3f}")
-            ax.axis("off")
-        fig.suptitle("worst test cases: truth (green/blue/yellow per class), prediction (magenta)")
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=60, metadata={"Software": None})
+    tiles = [_tile(np.asarray(images[i]), np.asarray(truth[i]), np.asarray(pred[i])) for i in worst]
+    font = ImageFont.load_default(size=12)
+    pad, title_h, caption_h = 10, 24, 34
+    width = pad + sum(t.shape[1] + pad for t in tiles)
+    height = title_h + caption_h + max(t.shape[0] for t in tiles) + pad
+    canvas = Image.new("RGB", (max(width, 560), height), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text(
+        (pad, 5),
+        "worst test cases: truth (green/blue/yellow per class), prediction (magenta)",
+        fill=_TEXT,
+        font=font,
+    )
+    x = pad
+    for tile, i in zip(tiles, worst, strict=True):
+        name = case_ids[i] if len(case_ids[i]) <= 24 else case_ids[i][:22] + "…"
+        draw.text((x, title_h), f"{name}\n{metric} {scores[i]:.3f}", fill=_TEXT, font=font)
+        canvas.paste(Image.fromarray(tile), (x, title_h + caption_h))
+        x += tile.shape[1] + pad
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="png", optimize=False)
     return buffer.getvalue()

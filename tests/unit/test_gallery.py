@@ -1,0 +1,43 @@
+"""The worst-cases PNG: outlines found at tile size, the worst cases chosen, NaN cases skipped."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from medbench.gallery import N_WORST, TILE, boundaries, worst_cases_png
+
+
+def test_boundaries_of_a_label_map_by_hand():
+    labels = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 2, 2], [0, 0, 2, 2]])
+    # object pixels touching another label (0 or the other object); the image edge does not count
+    assert boundaries(labels).astype(int).tolist() == [
+        [0, 0, 0, 0],
+        [0, 1, 1, 0],
+        [0, 1, 1, 1],
+        [0, 0, 1, 0],
+    ]
+    assert not boundaries(np.zeros((5, 5), bool)).any()
+
+
+def test_worst_cases_png_shows_the_worst_defined_cases_with_both_outlines():
+    rng = np.random.default_rng(0)
+    n = 6
+    images = [rng.integers(0, 255, (1000, 800, 1), dtype=np.uint8) for _ in range(n)]
+    truth = np.zeros((n, 1, 1000, 800), bool)
+    truth[:, 0, 100:600, 100:500] = True
+    pred = np.zeros_like(truth)
+    pred[:, 0, 150:650, 120:520] = True
+    scores = np.array([0.9, 0.1, np.nan, 0.5, 0.3, 0.2])
+    png = worst_cases_png(
+        images, truth, pred, scores, [f"c{i}" for i in range(n)], metric="dice", higher_is_better=True
+    )
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    # four tiles (not five: one case is undefined), the longer side scaled to TILE
+    assert picture.shape[0] > TILE and N_WORST * TILE * 0.8 <= picture.shape[1] < 5 * TILE * 0.8
+    colours = {tuple(c) for c in np.unique(picture.reshape(-1, 3), axis=0)}
+    assert (255, 0, 255) in colours and (25, 230, 25) in colours  # prediction and truth outlines
+    assert worst_cases_png(images, truth, pred, np.full(n, np.nan), list("abcdef"), metric="dice",
+                           higher_is_better=True) is None  # fmt: skip
