@@ -109,7 +109,19 @@ def test_the_transfer_variants_of_a_binary_task(tmp_path):
     assert proc.returncode == 0, proc.stderr
     runs = _runs(calls)
     assert _sets(runs[("cnn+lakhani", "breastmnist")]) == ["aug=lakhani"]
-    scratch = ["backbone=resnet18", "pretrained=false", "epochs=30"]
+    scratch = ["epochs=30", "backbone=resnet18", "pretrained=false"]
     assert _sets(runs[("cnn+resnet18", "breastmnist")]) == [*scratch, "aug=base"]
     assert _sets(runs[("cnn+resnet18-lakhani", "breastmnist")]) == [*scratch, "aug=lakhani"]
     assert ("cnn", "breastmnist") in runs and ("deep-features", "breastmnist") in runs
+
+
+def test_the_larger_transfer_tasks_train_from_scratch_shorter_on_the_cpu(tmp_path):
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "gpu").mkdir()
+    _, cpu = _reference(tmp_path / "cpu", "--cpu", available=["pneumoniamnist"])
+    _, gpu = _reference(tmp_path / "gpu", None, available=["pneumoniamnist"])
+    cpu, gpu = _runs(cpu), _runs(gpu)
+    assert _sets(cpu[("cnn+resnet18", "pneumoniamnist")])[0] == "epochs=5"
+    assert ("cnn+resnet18-lakhani", "pneumoniamnist") not in cpu
+    assert _sets(gpu[("cnn+resnet18", "pneumoniamnist")])[0] == "epochs=30"
+    assert ("cnn+resnet18-lakhani", "pneumoniamnist") in gpu
