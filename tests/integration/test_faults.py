@@ -426,6 +426,7 @@ def test_a_full_disk_while_the_child_writes_predictions(tmp_path, monkeypatch):
     from medbench.blinding import Blinding
     from medbench.run_folder import Layout, write_inputs
     from medbench.runner import _child_outcome
+    from medbench.submission.api import TaskInfo
     from medbench.supervise import ChildExit
 
     prepared = prepare("toy-lesions")
@@ -437,6 +438,7 @@ def test_a_full_disk_while_the_child_writes_predictions(tmp_path, monkeypatch):
     job = {
         "submission": str(DUMMY),
         "task": "toy-lesions",
+        "task_info": TaskInfo.from_spec(prepared.spec).to_json(),
         "seed": 0,
         "device": "cpu",
         "train": {},
