@@ -69,8 +69,16 @@ class Bench:
 def benches(quick: bool, batch_size: int | None) -> list[Bench]:
     """The two models; ``quick``: tiny sizes and a few steps (a smoke test on a CPU)."""
     unet = Bench("unet-32", "unet", "jsrt-anatomy", 256, 8, 2048, {"base_width": 32})
+    # random weights: the speed of a step does not depend on them, and ImageNet weights of a timm
+    # backbone would need a download
     resnet = Bench(
-        "resnet50", "cnn", "messidor2-referable", 224, 32, 4096, {"backbone": "resnet50"}
+        "resnet50",
+        "cnn",
+        "messidor2-referable",
+        224,
+        32,
+        4096,
+        {"backbone": "resnet50", "pretrained": False},
     )
     out = [unet, resnet]
     if quick:
