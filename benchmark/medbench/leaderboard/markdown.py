@@ -209,9 +209,10 @@ def _transfer_section(board: Board) -> list[str]:
     )
     lines = ["", "## Transfer learning (Lakhani & Sundaram 2017)", ""]
     lines.append(
-        "Test AUC [95 % DeLong CI] of the runs that differ only in their network, whether it "
-        'started from ImageNet weights, and their augmentation (`[train] aug = "lakhani"`: '
-        "right-angle rotations and CLAHE on top of the base augmentation)."
+        "Test AUC [95 % DeLong CI] of the entries by their network, whether it started from "
+        'ImageNet weights, and their augmentation (`[train] aug = "lakhani"`: right-angle '
+        "rotations and CLAHE on top of the base augmentation); their other `[train]` settings "
+        "(epochs, image size) are in each entry's record."
     )
     lines += ["", *_table(rows)]
     ensemble = table["ensemble"]
