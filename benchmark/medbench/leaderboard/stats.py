@@ -193,7 +193,7 @@ def paired_resamples(n_comparisons: int, *, alpha: float = ALPHA) -> int:
 
     A bootstrap p-value cannot fall below ``2 / (B + 1)`` (the +1 correction of Davison &
     Hinkley 1997), and Holm's step-down needs ``m p < alpha`` at its first step, so with B fixed
-    a large enough board could never separate anyone: at ``B = 2000`` every family of 40 or more
+    a large enough board could never separate anyone: at ``B = 2000`` every family of 51 or more
     comparisons tied all entries, however different. ``B = max(N_PAIRED, ceil(4 m / alpha))``
     puts ``m`` times the smallest p-value at ``alpha / 2`` or below: entries that differ on
     (almost) every resample are always separated, and boards of up to 25 comparisons keep their
