@@ -915,3 +915,20 @@ def test_a_fifo_or_a_link_among_the_childs_files_is_refused_not_followed(tmp_pat
     rec = record_of(tmp_path, "toy-lesions", "odd-outputs")
     assert rec["status"] == "failed" and reason in rec["error"]["message"]
     assert record_of(tmp_path, "toy-lesions", "dummy")["status"] == "ok"
+
+
+def test_forged_stat_stamps_do_not_hide_a_changed_cache(fresh_home, tmp_path):
+    # Without the sandbox the child can change a prepared file and forge the stamps that let a
+    # run skip the re-hash; the check after an unsandboxed child re-hashes in full regardless.
+    original = prepare("toy-lesions")
+    result = run_cli(str(HOSTILE / "forges-stamps"), "--isolation", "none", "--results-dir",
+                     str(tmp_path))  # fmt: skip
+    assert result.exit_code == 1
+    rec = record_of(tmp_path, "toy-lesions", "forges-stamps")
+    assert rec["status"] == "failed" and "changed a prepared data cache" in rec["error"]["message"]
+    assert "train/images.npy" in rec["error"]["message"]
+    # The damaged cache was rebuilt: the next run sees the original data, verified in full.
+    ok = run_cli(str(DUMMY), "--task", "toy-lesions", "--results-dir", str(tmp_path))
+    assert ok.exit_code == 0, ok.output
+    assert record_of(tmp_path, "toy-lesions", "dummy")["task"]["data_sha256"] == original.data_sha256
+    load_prepared("toy-lesions").verify(full=True)
