@@ -25,3 +25,10 @@ def prepared_folder(name: str, version: int) -> Path:
 def answers_folder(name: str, version: int) -> Path:
     """Where that cache's test labels live: outside the folder a submission's child reads."""
     return medbench_home() / ANSWERS / f"{name}-v{version}"
+
+
+def cache_file(folder: Path, rel: str) -> Path:
+    """Where the manifest entry ``rel`` of the prepared cache ``folder`` lives (``answers/...``
+    in that cache's answers folder, outside the folder a child reads)."""
+    head, _, rest = rel.partition("/")
+    return medbench_home() / ANSWERS / folder.name / rest if head == ANSWERS else folder / rel

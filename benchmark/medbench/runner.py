@@ -36,6 +36,7 @@ from medbench.errors import (
     RecordError,
     SubmissionError,
 )
+from medbench.gallery import worst_cases_png
 from medbench.home import medbench_home
 from medbench.limits import ProcessTree
 from medbench.predictions import read_predictions, validate
@@ -603,8 +604,6 @@ def _gallery(resolved: ResolvedRun, report: ScoreReport, gallery, ids: Ids) -> d
     if spec.kind not in ("multilabel-segmentation", "instance-segmentation"):
         return None
     images, truth, preds = gallery
-    from medbench.gallery import worst_cases_png  # matplotlib: only segmentation runs draw
-
     png = worst_cases_png(
         images,
         truth,

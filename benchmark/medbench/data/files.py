@@ -74,6 +74,13 @@ def write_text_atomic(target: str | Path, text: str) -> None:
     write_bytes_atomic(target, text.encode("utf-8"))
 
 
+def stat_stamp(path: str | Path) -> list[int]:
+    """``[size, inode, mtime_ns, ctime_ns]`` of a file: any rewrite or replacement changes it
+    (the change time cannot be set back from user space)."""
+    st = os.stat(path)
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
 def write_json_atomic(target: str | Path, obj: object) -> None:
     write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n")
 

@@ -44,6 +44,7 @@ from medbench.data.files import (
     remove_stale_temporaries,
     sha256_bytes,
     sha256_file,
+    stat_stamp,
     write_json_atomic,
 )
 from medbench.data.sources import (
@@ -55,7 +56,7 @@ from medbench.data.sources import (
     medbench_home,
 )
 from medbench.errors import ChecksumError, DataError, DataNotFoundError
-from medbench.home import ANSWERS, answers_folder, prepared_folder
+from medbench.home import ANSWERS, answers_folder, cache_file, prepared_folder
 from medbench.keys import mac
 from medbench.tasks import TaskSpec, get_task
 from medbench.tasks.spec import SPLITS
@@ -96,9 +97,7 @@ class PreparedTask:
 
     def file(self, rel: str) -> Path:
         """Where the manifest's array entry ``rel`` lives (``answers/...`` outside the folder)."""
-        if rel.startswith(ANSWERS + "/"):
-            return answers_dir(self.spec) / rel.split("/", 1)[1]
-        return self.path / rel
+        return cache_file(self.path, rel)
 
     def files(self, split: str, name: str) -> list[Path]:
         """The array files of ``name`` (images, targets) of ``split``, as listed in the manifest."""
@@ -148,12 +147,11 @@ class PreparedTask:
         for rel in self.manifest["arrays"]:
             path = self.file(rel)
             try:
-                st = path.stat()
+                stamps[rel] = stat_stamp(path)
             except OSError:
                 raise ChecksumError(
                     f"prepared file {path} is missing; run `medbench data prepare {self.spec.name} --force`"
                 ) from None
-            stamps[rel] = [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
         if not full and self._verified_stamps() == stamps:
             return
         for rel, expected in self.manifest["arrays"].items():
@@ -207,8 +205,6 @@ def data_hash(manifest: dict) -> str:
 
 def prepared_dir(spec: TaskSpec) -> Path:
     return prepared_folder(spec.name, spec.version)
-
-
 
 
 def answers_dir(spec: TaskSpec) -> Path:

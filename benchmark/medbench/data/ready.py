@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from functools import cache
 from pathlib import Path
 
 from medbench import __version__
-from medbench.home import ANSWERS, medbench_home
+from medbench.data.files import stat_stamp, write_json_atomic
+from medbench.home import cache_file, medbench_home
 from medbench.keys import key_path
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -48,32 +48,17 @@ def _cache_key(manifest_path: Path) -> str:
     arrays = json.loads(data)["arrays"]
     folder = manifest_path.parent
     digest = hashlib.sha256(_code_key().encode() + b"\0" + data)
-    files = [("key", key_path())]
-    for rel in sorted(arrays):
-        head, _, rest = rel.partition("/")
-        files.append(
-            (
-                rel,
-                medbench_home() / ANSWERS / folder.name / rest if head == ANSWERS else folder / rel,
-            )
-        )
+    files = [("key", key_path())] + [(rel, cache_file(folder, rel)) for rel in sorted(arrays)]
     for rel, path in files:
-        st = path.stat()
-        digest.update(
-            f"\0{rel}:{st.st_size}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}".encode()
-        )
+        digest.update(f"\0{rel}:{stat_stamp(path)}".encode())
     return digest.hexdigest()
 
 
 def record_ready(name: str, manifest_path: Path, line: str) -> None:
     """Leave the stamp of a task just found or made ready (best effort: a stamp is optional)."""
     try:
-        target = _stamp(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
         body = {"manifest": str(manifest_path), "key": _cache_key(manifest_path), "line": line}
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body))
-        os.replace(tmp, target)
+        write_json_atomic(_stamp(name), body)
     except (OSError, ValueError, KeyError, TypeError):
         pass
 
