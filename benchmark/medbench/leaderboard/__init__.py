@@ -16,11 +16,13 @@ from medbench.leaderboard.board import Board, Row, build_board
 from medbench.leaderboard.entries import Entry, load_task_records, select
 from medbench.leaderboard.export import board_data, render_csv, render_json
 from medbench.leaderboard.figures import figures_for
+from medbench.leaderboard.html import ASSETS, asset_text, render_index_page, render_task_page
 from medbench.leaderboard.markdown import render_index, render_markdown
 from medbench.leaderboard.stats import Ranking, assign_ranks, paired_p_value, statistic_for
 from medbench.tasks import get_task
 
-FORMATS = ("markdown", "csv", "json")
+FORMATS = ("markdown", "csv", "json", "html", "all")
+SITE = "site"  # with --format all, the HTML site goes to <out>/site/
 
 
 def build_boards(results_dir: Path, *, tasks: list[str] | None = None) -> list[Board]:
@@ -41,8 +43,10 @@ def publish(
 
     ``markdown`` writes ``<out>/<task>.md``, figures under ``<out>/figures/`` and, when
     ``tasks`` is None, the index ``<out>/README.md``; ``csv`` and ``json`` write
-    ``<out>/<task>.csv`` / ``<out>/<task>.json`` with the same numbers. Submission links point
-    to ``submissions_root/<folder>`` when given, else to each record's ``submission.path``
+    ``<out>/<task>.csv`` / ``<out>/<task>.json`` with the same numbers; ``html`` writes the
+    static site (``<out>/<task>.html``, ``index.html``, ``figures/``, ``assets/``); ``all``
+    writes markdown, CSV and JSON to ``<out>`` and the site to ``<out>/site/``. Submission links
+    point to ``submissions_root/<folder>`` when given, else to each record's ``submission.path``
     (relative to the working directory).
     """
     if format not in FORMATS:
@@ -59,23 +63,57 @@ def publish(
             + (f" for {', '.join(tasks)}" if tasks else "")
             + "; run `medbench run submissions/<name>` first"
         )
+    figures = (
+        {b.spec.name: figures_for(b) for b in boards}
+        if format in ("markdown", "html", "all")
+        else {}
+    )
+    targets = (
+        [("markdown", out_dir), ("csv", out_dir), ("json", out_dir), ("html", out_dir / SITE)]
+        if format == "all"
+        else [(format, out_dir)]
+    )
+    written: list[Path] = []
+    for kind, folder in targets:
+        written += _render(
+            kind, boards, folder, figures, index=tasks is None, submissions_root=submissions_root
+        )
+    return written
+
+
+def _render(
+    kind: str,
+    boards: list[Board],
+    out_dir: Path,
+    figures: dict[str, dict[str, bytes]],
+    *,
+    index: bool,
+    submissions_root: Path | None,
+) -> list[Path]:
     written: list[Path] = []
     for board in boards:
         name = board.spec.name
-        if format == "csv":
-            written.append(_write(out_dir / f"{name}.csv", render_csv(board)))
-        elif format == "json":
-            written.append(_write(out_dir / f"{name}.json", render_json(board)))
+        if kind in ("csv", "json"):
+            text = render_csv(board) if kind == "csv" else render_json(board)
+            written.append(_write(out_dir / f"{name}.{kind}", text))
+            continue
+        pngs = []
+        for suffix, png in figures[name].items():
+            path = out_dir / "figures" / f"{name}-{suffix}.png"
+            write_bytes_atomic(path, png)
+            pngs.append(path)
+        if kind == "html":
+            page = render_task_page(board, out_dir, pngs, submissions_root=submissions_root)
+            written += [_write(out_dir / f"{name}.html", page), *pngs]
         else:
-            figures = []
-            for suffix, png in figures_for(board).items():
-                path = out_dir / "figures" / f"{name}-{suffix}.png"
-                write_bytes_atomic(path, png)
-                figures.append(path)
-            page = render_markdown(board, out_dir, figures, submissions_root=submissions_root)
-            written += [_write(out_dir / f"{name}.md", page), *figures]
-    if format == "markdown" and tasks is None:
+            page = render_markdown(board, out_dir, pngs, submissions_root=submissions_root)
+            written += [_write(out_dir / f"{name}.md", page), *pngs]
+    if kind == "markdown" and index:
         written.append(_write(out_dir / "README.md", render_index(boards)))
+    if kind == "html":
+        if index:
+            written.append(_write(out_dir / "index.html", render_index_page(boards)))
+        written += [_write(out_dir / "assets" / a, asset_text(a)) for a in ASSETS]
     return written
 
 

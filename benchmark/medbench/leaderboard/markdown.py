@@ -94,29 +94,103 @@ def _table(lines: list[list[str]]) -> list[str]:
 def render_markdown(
     board: Board, out_dir: Path, figures: list[Path], *, submissions_root: Path | None = None
 ) -> str:
+    sections = page_sections(board, out_dir, figures, submissions_root=submissions_root)
+    return "\n\n".join("\n".join(lines) for _, lines in sections) + "\n"
+
+
+def page_sections(
+    board: Board, out_dir: Path, figures: list[Path], *, submissions_root: Path | None = None
+) -> list[tuple[str, list[str]]]:
+    """The page as named blocks of markdown lines, in order (blank lines go between blocks).
+
+    The HTML site renders the same blocks, so both pages say the same; it draws its own
+    ``table`` (sortable, with each entry's record) and converts the rest.
+    """
     spec = board.spec
     data = board_data(board)
-    p = spec.primary_metric
-    others = other_metrics(board)
-    classes = class_columns(board)
     multi_seed = any(len(e["seeds"]) > 1 for e in data["entries"])
-    lines = [
-        GENERATED,
-        "",
-        f"# {spec.title}",
-        "",
-        f"`{spec.name}`, task version {spec.version}. {spec.description}",
-        "",
+    sections = [
+        ("generated", [GENERATED]),
+        ("title", [f"# {spec.title}"]),
+        ("description", [f"`{spec.name}`, task version {spec.version}. {spec.description}"]),
+        ("header", _header(board, data)),
+        ("leaderboard", ["## Leaderboard"]),
+        ("table", _leaderboard_table(board, data, out_dir, submissions_root, multi_seed)),
+        ("notes", _footnotes(board, data, multi_seed)),
     ]
-    lines += _header(board, data)
-    lines += ["", "## Leaderboard", ""]
+    if transfer := _transfer_section(board):
+        sections.append(("transfer", transfer))
+    sections.append(
+        (
+            "metrics",
+            ["## Metrics", ""]
+            + [
+                f"- `{m.name}` ({'higher' if m.higher_is_better else 'lower'} is better): "
+                f"{m.description}"
+                for m in spec.all_metrics()
+            ],
+        )
+    )
+    if figures:
+        lines = ["## Figures"]
+        for f in figures:
+            rel = Path(os.path.relpath(f.resolve(), Path(out_dir).resolve())).as_posix()
+            lines += ["", f"![{_figure_title(f)}]({rel})"]
+        sections.append(("figures", lines))
+    if data["failed"]:
+        lines = [
+            "## Failed runs",
+            "",
+            "Not ranked. The reason is the first line of the run's error.",
+        ]
+        lines += [""] + _table(
+            [["Submission", "Seed", "Reason"]]
+            + [[cell(f["submission"]), str(f["seed"]), cell(f["reason"])] for f in data["failed"]]
+        )
+        sections.append(("failed", lines))
+    if data["excluded"]:
+        lines = ["## Excluded records", ""] + _table(
+            [["Record", "Why"]] + [[cell(x["record"]), cell(x["reason"])] for x in data["excluded"]]
+        )
+        sections.append(("excluded", lines))
+    return sections
+
+
+def table_head(board: Board, multi_seed: bool) -> list[str]:
+    """The leaderboard's column titles (markdown); the HTML table uses the same."""
+    spec = board.spec
+    p = spec.primary_metric
     head = ["Rank", "Submission", f"**{p}** {arrow(spec, p)} [95 % CI]"]
     head += ["mean ± sd over seeds"] if multi_seed else []
     head += ["Δ to leader", "p vs leader (Holm)"]
-    head += [f"{m} {arrow(spec, m)}" for m in others]
-    head += [f"{p}: {c}" for c in classes]
-    head += ["rank 95 % interval", "seeds", "device", "isolation", "train time"]
-    table = [head]
+    head += [f"{m} {arrow(spec, m)}" for m in other_metrics(board)]
+    head += [f"{p}: {c}" for c in class_columns(board)]
+    return head + ["rank 95 % interval", "seeds", "device", "isolation", "train time"]
+
+
+def _leaderboard_table(
+    board: Board,
+    data: dict[str, Any],
+    out_dir: Path,
+    submissions_root: Path | None,
+    multi_seed: bool,
+) -> list[str]:
+    if not data["entries"]:
+        return ["No successful runs yet."]
+    entries, anchors = leaderboard_cells(board, data, out_dir, submissions_root, multi_seed)
+    return _table([table_head(board, multi_seed), *entries, *anchors])
+
+
+def leaderboard_cells(
+    board: Board,
+    data: dict[str, Any],
+    out_dir: Path,
+    submissions_root: Path | None,
+    multi_seed: bool,
+) -> tuple[list[list[str]], list[list[str]]]:
+    """The markdown cells of the leaderboard: one list per entry, one per anchor row."""
+    others, classes = other_metrics(board), class_columns(board)
+    entries = []
     for e, row in zip(data["entries"], board.rows, strict=True):
         line = [
             e["rank_label"],
@@ -124,20 +198,19 @@ def render_markdown(
             undef(f"**{with_ci(e['value'], e['ci_low'], e['ci_high'])}**", e["n_undefined"]),
         ]
         if multi_seed:
-            line.append(
-                "–" if e["seed_mean"] is None else f"{num(e['seed_mean'])} ± {num(e['seed_sd'])}"
-            )
+            line.append(seed_spread(e))
         line += [signed(e["delta"]), p_text(e["p_holm"])]
         line += [undef(num(e["metrics"].get(m)), e["metrics_n_undefined"][m]) for m in others]
         line += [undef(num(e["per_class"].get(c)), e["per_class_n_undefined"][c]) for c in classes]
-        line.append("–" if e["rank_low"] is None else f"[{e['rank_low']}, {e['rank_high']}]")
+        line.append(rank_interval(e))
         line += [
             ", ".join(map(str, e["seeds"])),
             cell(e["device"] or "–"),
             e["isolation"] if e["isolation"] == "sandbox" else f"**{e['isolation']}** ⚠",
             duration(e["fit_s"]),
         ]
-        table.append(line)
+        entries.append(line)
+    anchors = []
     for a in data["anchors"]:
         line = [
             "–",
@@ -149,42 +222,16 @@ def render_markdown(
         line += [f"*{num(a['metrics'][m])}*" if m in a["metrics"] else "" for m in others]
         line += [f"*{num(a['per_class'][c])}*" if c in a["per_class"] else "" for c in classes]
         line += ["", "", "", "", ""]
-        table.append(line)
-    if data["entries"]:
-        lines += _table(table)
-    else:
-        lines.append("No successful runs yet.")
-    lines += ["", *_footnotes(board, data, multi_seed)]
-    lines += _transfer_section(board)
-    lines += ["", "## Metrics", ""]
-    lines += [
-        f"- `{m.name}` ({'higher' if m.higher_is_better else 'lower'} is better): {m.description}"
-        for m in spec.all_metrics()
-    ]
-    if figures:
-        lines += ["", "## Figures", ""]
-        for f in figures:
-            rel = Path(os.path.relpath(f.resolve(), Path(out_dir).resolve())).as_posix()
-            lines += [f"![{_figure_title(f)}]({rel})", ""]
-        lines.pop()
-    if data["failed"]:
-        lines += [
-            "",
-            "## Failed runs",
-            "",
-            "Not ranked. The reason is the first line of the run's error.",
-            "",
-        ]
-        lines += _table(
-            [["Submission", "Seed", "Reason"]]
-            + [[cell(f["submission"]), str(f["seed"]), cell(f["reason"])] for f in data["failed"]]
-        )
-    if data["excluded"]:
-        lines += ["", "## Excluded records", ""]
-        lines += _table(
-            [["Record", "Why"]] + [[cell(x["record"]), cell(x["reason"])] for x in data["excluded"]]
-        )
-    return "\n".join(lines) + "\n"
+        anchors.append(line)
+    return entries, anchors
+
+
+def seed_spread(e: dict[str, Any]) -> str:
+    return "–" if e["seed_mean"] is None else f"{num(e['seed_mean'])} ± {num(e['seed_sd'])}"
+
+
+def rank_interval(e: dict[str, Any]) -> str:
+    return "–" if e["rank_low"] is None else f"[{e['rank_low']}, {e['rank_high']}]"
 
 
 def _transfer_section(board: Board) -> list[str]:
@@ -207,7 +254,7 @@ def _transfer_section(board: Board) -> list[str]:
         [f"*anchor: {cell(anchor['source'])}*"]
         + [f"*{num(anchor['cells'][k])}*" if k in anchor["cells"] else "" for k in TRANSFER_COLUMNS]
     )
-    lines = ["", "## Transfer learning (Lakhani & Sundaram 2017)", ""]
+    lines = ["## Transfer learning (Lakhani & Sundaram 2017)", ""]
     lines.append(
         "Test AUC [95 % DeLong CI] of the entries by their network, whether it started from "
         'ImageNet weights, and their augmentation (`[train] aug = "lakhani"`: right-angle '
@@ -326,7 +373,15 @@ def render_index(boards: list[Board]) -> str:
         "One page per task; each is rendered from the result records by `medbench leaderboard`.",
         "",
     ]
-    table = [["Task", "Data set", "Primary metric", "Leader", "Best published anchor", "Entries"]]
+    return "\n".join(lines + _table(index_cells(boards, page_suffix=".md"))) + "\n"
+
+
+INDEX_HEAD = ["Task", "Data set", "Primary metric", "Leader", "Best published anchor", "Entries"]
+
+
+def index_cells(boards: list[Board], *, page_suffix: str) -> list[list[str]]:
+    """The index table's markdown cells, head first; task names link to ``<task><page_suffix>``."""
+    table = [list(INDEX_HEAD)]
     for board in sorted(boards, key=lambda b: b.spec.name):
         spec = board.spec
         data = board_data(board)
@@ -341,7 +396,7 @@ def render_index(boards: list[Board]) -> str:
         anchor = best_anchor(spec)
         table.append(
             [
-                f"[{spec.name}]({spec.name}.md)",
+                f"[{spec.name}]({spec.name}{page_suffix})",
                 f"`{spec.dataset}`",
                 f"`{spec.primary_metric}` {arrow(spec, spec.primary_metric)}",
                 leader,
@@ -349,4 +404,4 @@ def render_index(boards: list[Board]) -> str:
                 str(sum(1 for e in data["entries"] if e["rank"] is not None)),
             ]
         )
-    return "\n".join(lines + _table(table)) + "\n"
+    return table
