@@ -42,17 +42,29 @@ def test_each_record_is_sealed_and_ran_the_committed_submission(path):
 
 
 def test_leaderboard_pages_render_byte_for_byte_from_the_records(tmp_path):
-    # A second repository with the same records and submissions; the pages are rendered afresh.
+    # A second repository with the same records and submissions; the pages and the static site
+    # (leaderboards/site) are rendered afresh, in one pass (--format all).
     shutil.copytree(BOARDS / "results", tmp_path / "leaderboards" / "results")
     shutil.copytree(ROOT / "submissions", tmp_path / "submissions")
     with contextlib.chdir(tmp_path):
-        written = publish(Path("leaderboards/results"), Path("leaderboards"), format="markdown")
+        written = publish(Path("leaderboards/results"), Path("leaderboards"), format="all")
     pages = sorted(tmp_path / p for p in written if p.suffix == ".md")
     committed = sorted(BOARDS.glob("*.md"))
     assert [p.name for p in pages] == [p.name for p in committed]
     for new, old in zip(pages, committed, strict=True):
         assert new.read_text() == old.read_text(), (
             f"{old} differs from what the records render: run `medbench leaderboard`"
+        )
+    site = tmp_path / "leaderboards" / "site"
+    fresh = sorted(str(p.relative_to(site)) for p in site.rglob("*") if p.is_file())
+    kept = sorted(
+        str(p.relative_to(BOARDS / "site")) for p in (BOARDS / "site").rglob("*") if p.is_file()
+    )
+    assert fresh == kept, "run `medbench leaderboard --format html --out leaderboards/site`"
+    for name in fresh:
+        assert (site / name).read_bytes() == (BOARDS / "site" / name).read_bytes(), (
+            f"leaderboards/site/{name} differs from what the records render: run "
+            "`medbench leaderboard --format html --out leaderboards/site`"
         )
 
 

@@ -155,7 +155,7 @@ def _rows(page: Path) -> list[dict[str, str]]:
     ]
     body = table[table.index('<tbody class="entries">') : table.index("</tbody>")]
     rows = []
-    for tr in re.findall(r"<tr [^>]*>(.*?)</tr>", body, flags=re.S):
+    for tr in re.findall(r"<tr data-order[^>]*>(.*?)</tr>", body, flags=re.S):
         values = re.findall(r"<t[hd][^>]*data-value=\"([^\"]*)\"", tr)
         rows.append(dict(zip(heads, values, strict=False)))
     return rows
