@@ -665,6 +665,41 @@ def rescore_command(
         raise typer.Exit(1)
 
 
+# --- ensemble ------------------------------------------------------------------------------------
+
+
+@app.command("ensemble")
+@reports_errors
+def ensemble_command(
+    name: Annotated[str, typer.Argument(help="The ensemble's entry name on the leaderboard.")],
+    members: Annotated[
+        list[str],
+        typer.Argument(help="Member entries (e.g. cnn cnn+lakhani) or their record files."),
+    ],
+    task: Annotated[str, typer.Option("--task", "-t", help="The task whose runs are combined.")],
+    weights: Annotated[
+        list[float] | None,
+        typer.Option("--weights", help="One weight per member, in order (default: equal)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Which seed's run of each member.")] = 0,
+    results: Annotated[
+        Path, typer.Option("--results-dir", help="Folder of result records.")
+    ] = Path("leaderboards/results"),
+) -> None:
+    """Combine existing runs' saved predictions into an ensemble record, scored like a run."""
+    from medbench.ensemble import make_ensemble
+    from medbench.results import read_record
+
+    path = make_ensemble(name, task, members, results_dir=results, seed=seed, weights=weights)
+    record = read_record(path)
+    m = record["metrics"][record["primary_metric"]]
+    console.print(
+        f"wrote {path}: {record['primary_metric']} {_value_ci(m)} "
+        f"({record['ensemble']['combine']}, {len(members)} members)",
+        soft_wrap=True,
+    )
+
+
 # --- reproduce -----------------------------------------------------------------------------------
 
 

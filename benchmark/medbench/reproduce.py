@@ -42,6 +42,11 @@ def reproduce(
     record = read_record(record_file)
     if record["status"] != "ok":
         raise RecordError(f"{record_file} records a failed run; there is nothing to reproduce")
+    if record.get("ensemble"):
+        raise MedbenchError(
+            f"{record_file} is an ensemble of other runs, not a run: reproduce its members, or "
+            "check it with `medbench verify` (which re-derives it from their predictions)"
+        )
     folder = Path(submission or record["submission"]["path"])
     if not folder.is_dir():
         raise MedbenchError(f"submission folder {folder} not found; pass --submission PATH")

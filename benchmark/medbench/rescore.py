@@ -93,19 +93,27 @@ def _saved(path: Path, record: dict[str, Any]) -> Path | None:
 
 
 def _from_predictions(spec: TaskSpec, prepared, file: Path) -> dict[str, Any]:
-    splits = decode(file)
+    try:
+        return score_saved(spec, prepared, decode(file))
+    except PredictionError as exc:
+        raise RecordError(f"the saved predictions {file} do not validate: {exc}") from None
+
+
+def score_saved(spec: TaskSpec, prepared, splits: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """Saved-style predictions (``{split: (case ids, predictions)}``) validated and scored
+    exactly as a run's: the record fields. A prediction that does not validate raises
+    :class:`PredictionError` (a missing split or a case-id mismatch too)."""
     preds, truth = {}, {}
     for split in ("test", "val"):
         truth[split] = prepared.targets(split)
         shapes = truth[split].shapes() if isinstance(truth[split], Ragged) else None
+        if split not in splits:
+            raise PredictionError(f"no {split} predictions")
         ids, values = splits[split]
+        if len(ids) != len(values):
+            raise PredictionError(f"{len(ids)} {split} case ids for {len(values)} predictions")
         case_ids = prepared.split(split, with_targets=False).case_ids
-        try:
-            preds[split] = validate(
-                spec, dict(zip(ids, values, strict=True)), case_ids, shapes=shapes
-            )
-        except PredictionError as exc:
-            raise RecordError(f"the saved predictions {file} do not validate: {exc}") from None
+        preds[split] = validate(spec, dict(zip(ids, values, strict=True)), case_ids, shapes=shapes)
     cases = prepared.split("test", with_targets=False).cases
     return report_fields(score_run(spec, preds, truth, cases))
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medbench.data.arrays import Ragged
 from medbench.data.files import sha256_file
 from medbench.data.prepare import prepare
+from medbench.ensemble import check_members
 from medbench.errors import MedbenchError, PredictionError, RecordError
-from medbench.predictions import validate
+from medbench.rescore import score_saved
 from medbench.results import read_record
 from medbench.saved import decode
-from medbench.scoring import report_fields, score_run
 from medbench.tasks import get_task
 
 FIELDS = ("metrics", "per_class", "operating_points", "per_case")
@@ -91,25 +90,25 @@ def verify_record(path: str | Path) -> Verification:
             f"the local data of {spec.name} differs from the record's (data hash "
             f"{prepared.data_sha256[:12]}, recorded {str(record['task'].get('data_sha256'))[:12]})",
         )
-    splits = decode(file)
-    truth = {s: prepared.targets(s) for s in ("test", "val")}
-    preds = {}
     try:
-        for split in ("test", "val"):
-            ids, values = splits[split]
-            shapes = truth[split].shapes() if isinstance(truth[split], Ragged) else None
-            case_ids = prepared.split(split, with_targets=False).case_ids
-            preds[split] = validate(
-                spec, dict(zip(ids, values, strict=True)), case_ids, shapes=shapes
-            )
+        recomputed = score_saved(spec, prepared, decode(file))
     except (KeyError, ValueError, PredictionError) as exc:
         return Verification(path, "differs", f"its saved predictions do not validate: {exc}")
-    cases = prepared.split("test", with_targets=False).cases
-    recomputed = report_fields(score_run(spec, preds, truth, cases))
     changed = _differences(record, recomputed)
     if changed:
         return Verification(path, "differs", "re-scored, it differs in " + "; ".join(changed))
     n = len(record["per_case"].get("case_id") or [])
+    if record.get("ensemble"):
+        why = check_members(path, record)
+        if why is not None:
+            return Verification(path, "differs", f"an ensemble record, but {why}")
+        members = len(record["ensemble"]["members"])
+        return Verification(
+            path,
+            "verified",
+            f"{n} test cases re-scored, and the predictions re-derived from its {members} members: "
+            "every value is the record's",
+        )
     return Verification(path, "verified", f"{n} test cases re-scored: every value is the record's")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,11 @@ def md_block(lines: list[str]) -> str:
 
 def md_inline(text: str) -> str:
     return _MARKDOWN.renderInline(text)
+
+
+def keep_together(text: str) -> str:
+    """A value and its interval on one line, also where CSS is not read (a text browser)."""
+    return re.sub(r"(\d) \[(-?[\d.]+), (-?[\d.]+)\]", r"\1&nbsp;[\2,&nbsp;\3]", text)
 
 
 def esc(value: Any) -> str:
@@ -193,27 +199,29 @@ def board_table(board: Board, out_dir: Path, submissions_root: Path | None) -> s
     entries, anchors = leaderboard_cells(board, data, out_dir, submissions_root, multi_seed)
     types, first = _column_types(board, multi_seed)
     bands = _bands(board.rows)
-    rows, values, attrs = [], [], []
+    rows, values, attrs, details = [], [], [], []
     for cells, e, row, band in zip(entries, data["entries"], board.rows, bands, strict=True):
-        rows.append([md_inline(c) for c in cells] + [record_details(row.entry, out_dir)])
-        values.append([*_sort_values(board, e, multi_seed), None])
+        rows.append([keep_together(md_inline(c)) for c in cells])
+        details.append(record_details(row.entry, out_dir))
+        values.append(_sort_values(board, e, multi_seed))
         group = f"rank {e['rank_label']}"
         attrs.append(f' class="band-{band % 2}" data-group="{esc(group)}"')
     return sortable_table(
         caption=(
             f"Entries of {esc(board.spec.name)} by rank; click a column title to sort by it. "
             "Rows shaded alike share a rank: tied with their group's leader (Holm-corrected "
-            "paired test). Open a row's record for its settings, hashes and timings."
+            "paired test). Each row opens to its record (settings, hashes, timings) below it."
         ),
-        head=[md_inline(h) for h in table_head(board, multi_seed)] + ["Record"],
-        types=[*types, "none"],
-        first=[*first, "ascending"],
+        head=[md_inline(h) for h in table_head(board, multi_seed)],
+        types=types,
+        first=first,
         rows=rows,
         values=values,
         row_attrs=attrs,
         row_header=1,
         table_id="board",
-        fixed_rows=[[md_inline(c) for c in a] + [""] for a in anchors],
+        fixed_rows=[[md_inline(c) for c in a] for a in anchors],
+        details=details,
     )
 
 
@@ -247,10 +255,12 @@ def sortable_table(
     first: list[str] | None = None,
     row_attrs: list[str] | None = None,
     fixed_rows: list[list[str]] | None = None,
+    details: list[str] | None = None,
 ) -> str:
     """A ``<table>`` whose column titles are sort buttons; ``fixed_rows`` stay below, unsorted.
 
-    Row order as given is the initial order (``aria-sort`` on the first column says so).
+    Row order as given is the initial order (``aria-sort`` on the first column says so). Each
+    of ``details`` goes in a full-width row right below its row, and moves with it when sorted.
     """
     first = first or ["ascending"] * len(head)
     out = ['<div class="table-wrap">', f'<table class="sortable" id="{esc(table_id)}">']
@@ -275,6 +285,9 @@ def sortable_table(
             scope = ' scope="row"' if tag == "th" else ""
             out.append(f'<{tag}{scope} data-value="{_sort_attr(key)}">{text}</{tag}>')
         out.append("</tr>")
+        if details:
+            band = f" {m.group(1)}" if (m := re.search(r'class="(band-\d)"', attr)) else ""
+            out.append(f'<tr class="record{band}"><td colspan="{len(head)}">{details[n]}</td></tr>')
     out.append("</tbody>")
     if fixed_rows:
         out.append('<tbody class="fixed">')

@@ -21,7 +21,9 @@ function sortTable(table, col, header) {
     : header.getAttribute("data-first") || "ascending";
   const sign = direction === "ascending" ? 1 : -1;
   const body = table.tBodies[0];
-  const rows = Array.from(body.rows);
+  const rows = Array.from(body.rows).filter((row) => row.hasAttribute("data-order"));
+  // a row's record (a full-width row right below it) moves with it
+  const records = new Map(rows.map((row) => [row, row.nextElementSibling]));
   rows.sort((a, b) => {
     const ka = sortKey(a, col, type);
     const kb = sortKey(b, col, type);
@@ -32,7 +34,11 @@ function sortTable(table, col, header) {
     if (ka > kb) return sign;
     return a.dataset.order - b.dataset.order; // stable: ties keep the rank order
   });
-  rows.forEach((row) => body.appendChild(row));
+  rows.forEach((row) => {
+    const record = records.get(row);
+    body.appendChild(row);
+    if (record && record.classList.contains("record")) body.appendChild(record);
+  });
   for (const th of header.parentNode.cells) th.removeAttribute("aria-sort");
   header.setAttribute("aria-sort", direction);
   const status = document.querySelector('.sort-status[data-for="' + table.id + '"]');
