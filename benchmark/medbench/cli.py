@@ -700,6 +700,24 @@ def ensemble_command(
     )
 
 
+# --- export --------------------------------------------------------------------------------------
+
+
+@app.command("export")
+@reports_errors
+def export_command(
+    records: Annotated[list[Path], typer.Argument(help="Result records, or folders of them.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="gc, nnunet, model-index or csv.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder the files go to.")] = Path("exports"),
+) -> None:
+    """Write records in other tools' formats: Grand Challenge metrics.json, nnU-Net summary.json,
+    a Hugging Face model-index block, or one CSV row per test case."""
+    from medbench.exports import export
+
+    for f in export(records, format, out):
+        console.print(Text(printable(f"wrote {f}")), soft_wrap=True)  # a path on one line
+
+
 # --- reproduce -----------------------------------------------------------------------------------
 
 

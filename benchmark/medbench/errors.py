@@ -51,6 +51,10 @@ class RecordError(MedbenchError):
     """A result record that is unreadable, invalid or tampered with."""
 
 
+class ExportError(MedbenchError):
+    """A record that cannot be written in the format asked for (or where it was asked)."""
+
+
 class Interrupted(MedbenchError):
     """A stop was requested (SIGINT, SIGTERM, SIGHUP): runs were killed, no record written."""
 

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 import medbench.check
 import medbench.data.prepare
 import medbench.errors
+import medbench.exports
 import medbench.leaderboard
 import medbench.predictions
 import medbench.reproduce
@@ -52,6 +53,7 @@ COMMANDS = {
     "check": (["check", "submissions/dummy"], medbench.check, "check_submission"),
     "leaderboard": (["leaderboard", "--out", "nowhere"], medbench.leaderboard, "publish"),
     "reproduce": (["reproduce", "r.json"], medbench.reproduce, "reproduce"),
+    "export": (["export", "r.json", "--format", "csv"], medbench.exports, "export"),
 }
 
 

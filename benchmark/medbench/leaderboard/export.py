@@ -237,7 +237,8 @@ def _csv_rows(data: dict[str, Any], others: list[str], classes: list[str]) -> li
     return rows
 
 
-def _csv_value(v: Any) -> str:
+def csv_value(v: Any) -> str:
+    """A CSV cell: empty for None, ``true``/``false``, floats as ``repr`` (shortest exact)."""
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -260,5 +261,5 @@ def render_csv(board: Board) -> str:
     writer = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n")
     writer.writeheader()
     for row in _csv_rows(data, others, classes):
-        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+        writer.writerow({k: csv_value(v) for k, v in row.items()})
     return out.getvalue()
