@@ -601,7 +601,9 @@ def leaderboard_command(
     task: Annotated[
         list[str] | None, typer.Option("--task", "-t", help="Only these tasks.")
     ] = None,
-    format: Annotated[str, typer.Option("--format", help="markdown, csv, json, html (a static site) or all")] = "markdown",
+    format: Annotated[
+        str, typer.Option("--format", help="markdown, csv, json, html (a static site) or all")
+    ] = "markdown",
 ) -> None:
     """Render leaderboards (markdown tables with CIs, paired tests, rank intervals, figures) from records."""
     from medbench.leaderboard import publish
