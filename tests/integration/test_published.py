@@ -34,6 +34,14 @@ def test_there_are_published_records_and_submissions():
 def test_each_record_is_sealed_and_ran_the_committed_submission(path):
     record = read_record(path)  # verifies the seal: refuses a record edited after it was made
     assert record["status"] == "ok"
+    if record.get("ensemble"):  # no code of its own: its members are committed runs, unchanged
+        for m in record["ensemble"]["members"]:
+            member = read_record(path.parent / m["record"])
+            assert member["record_sha256"] == m["record_sha256"], (
+                f"{path}: its member {m['record']} changed: re-run `medbench ensemble`"
+            )
+            assert not member.get("ensemble") or m["record"] != path.name
+        return
     folder = ROOT / record["submission"]["path"]
     assert folder.is_dir(), f"{path} names a submission folder that is gone: {folder}"
     assert content_hash(folder) == record["submission"]["content_sha256"], (

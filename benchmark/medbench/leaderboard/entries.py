@@ -52,6 +52,12 @@ class Entry:
         return str(self.record["submission"].get("path") or self.name)
 
     @property
+    def ensemble_of(self) -> list[str] | None:
+        """The member entries when this entry is an ensemble (``medbench ensemble``), else None."""
+        info = self.record.get("ensemble")
+        return [str(m.get("entry")) for m in info.get("members") or []] if info else None
+
+    @property
     def isolation(self) -> str:
         """``sandbox`` when every run of the entry was sandboxed, else ``none``."""
         modes = {(r.get("isolation") or {}).get("mode") for r in self.records}

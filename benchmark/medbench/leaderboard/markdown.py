@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench.leaderboard.board import Board
+from medbench.leaderboard.ensembles import ensemble_rows
 from medbench.leaderboard.entries import Entry
 from medbench.leaderboard.export import (
     best_anchor,
@@ -76,7 +77,9 @@ def arrow(spec: TaskSpec, metric: str) -> str:
 
 
 def submission_link(entry: Entry, out_dir: Path, submissions_root: Path | None) -> str:
-    """A relative link from the page to the submission's folder."""
+    """A relative link from the page to the submission's folder (an ensemble has none)."""
+    if entry.ensemble_of is not None:
+        return f"{cell(entry.name)} *(ensemble)*"
     if submissions_root is not None:
         target = Path(submissions_root) / Path(entry.path).name
     else:
@@ -118,6 +121,8 @@ def page_sections(
         ("table", _leaderboard_table(board, data, out_dir, submissions_root, multi_seed)),
         ("notes", _footnotes(board, data, multi_seed)),
     ]
+    if ensembles := _ensemble_section(board):
+        sections.append(("ensembles", ensembles))
     if transfer := _transfer_section(board):
         sections.append(("transfer", transfer))
     sections.append(
@@ -232,6 +237,40 @@ def seed_spread(e: dict[str, Any]) -> str:
 
 def rank_interval(e: dict[str, Any]) -> str:
     return "–" if e["rank_low"] is None else f"[{e['rank_low']}, {e['rank_high']}]"
+
+
+def _ensemble_section(board: Board) -> list[str]:
+    """Each ensemble entry against its best member: the difference and the board's paired test."""
+    rows = ensemble_rows(board)
+    if not rows:
+        return []
+    head = ["Ensemble", "Members (weight)", f"{board.spec.primary_metric} [95 % CI]"]
+    head += ["Best member", "its value", "Δ", "p (paired)", "train time (sum)"]
+    table = [head]
+    for r in rows:
+        table.append(
+            [
+                cell(r.name),
+                ", ".join(f"{cell(m)} ({w:g})" for m, w in r.members),
+                with_ci(rounded(r.value), rounded(r.ci_low), rounded(r.ci_high)),
+                cell(r.best or "–"),
+                num(rounded(r.best_value)),
+                signed(rounded(r.delta)),
+                p_text(rounded(r.p)),
+                duration(r.fit_s),
+            ]
+        )
+    return [
+        "## Ensembles",
+        "",
+        "Made by `medbench ensemble` from the members' saved predictions "
+        f"({rows[0].combine}); scored exactly like a run and ranked with the other entries. The "
+        f"difference to the best member is tested with the board's paired test ({board.paired_test}, "
+        "on the cases common to the board). The ensemble's cost is the sum of its members' (they "
+        "all had to be trained).",
+        "",
+        *_table(table),
+    ]
 
 
 def _transfer_section(board: Board) -> list[str]:

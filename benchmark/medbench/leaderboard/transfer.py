@@ -71,9 +71,24 @@ def transfer_table(board: Board) -> dict[str, Any] | None:
             arch: {f"{p} · {a}": row.get((p, a)) for p, a in COLUMNS}
             for arch, row in sorted(cells.items())
         },
-        "ensemble": _ensemble(pretrained, tables),
+        "ensemble": _ensemble_record(board, pretrained) or _ensemble(pretrained, tables),
         "anchor": ANCHOR,
     }
+
+
+def _ensemble_record(board: Board, entries: list[str]) -> Cell | None:
+    """An ensemble entry of exactly these members with equal weights (``medbench ensemble``)."""
+    for entry in board.ranked:
+        info = entry.record.get("ensemble")
+        if info is None or len(entries) < 2:
+            continue
+        members = info.get("members") or []
+        if sorted(str(m.get("entry")) for m in members) == sorted(entries) and (
+            len({float(m.get("weight", 1.0)) for m in members}) == 1
+        ):
+            auc = entry.metric("auc")
+            return Cell(entry.name, auc.get("value"), auc.get("ci_low"), auc.get("ci_high"))
+    return None
 
 
 def _ensemble(entries: list[str], tables: dict[str, dict[str, np.ndarray]]) -> Cell | None:

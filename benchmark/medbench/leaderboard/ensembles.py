@@ -1,0 +1,65 @@
+"""Each ensemble entry of a board against its best member (McKinney et al. 2020 report the same).
+
+An ensemble (``medbench ensemble``) is ranked like any entry; this adds what a reader asks of it:
+did combining beat the best single member, by a difference the paired test can tell from noise?
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from medbench.leaderboard.board import Board
+from medbench.leaderboard.stats import paired_p_value
+
+
+@dataclass(frozen=True)
+class EnsembleRow:
+    name: str
+    combine: str
+    members: tuple[tuple[str, float], ...]  # (entry, weight)
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    best: str | None  # the best member on this board (None: no member is ranked here)
+    best_value: float | None
+    delta: float | None  # ensemble minus best member
+    p: float | None  # the board's paired test, ensemble vs best member
+    fit_s: float | None  # summed over the members
+
+
+def ensemble_rows(board: Board) -> list[EnsembleRow]:
+    spec = board.spec
+    metric = spec.primary_metric
+    sign = 1 if spec.primary.higher_is_better else -1
+    index = {e.name: i for i, e in enumerate(board.ranked)}
+    rows = []
+    for i, entry in enumerate(board.ranked):
+        if entry.ensemble_of is None:
+            continue
+        info = entry.record["ensemble"]
+        ranked = [m for m in entry.ensemble_of if m in index]
+        best = max(ranked, key=lambda m: sign * board.ranked[index[m]].value(metric), default=None)
+        best_value = delta = p = None
+        if best is not None:
+            best_value = board.ranked[index[best]].value(metric)
+            delta = entry.value(metric) - best_value
+            p = paired_p_value(board.statistic, board.tables[i], board.tables[index[best]])
+            p = None if p is None or math.isnan(p) else p
+        own = entry.metric(metric)
+        rows.append(
+            EnsembleRow(
+                entry.name,
+                str(info.get("combine", "")),
+                tuple((str(m.get("entry")), float(m.get("weight", 1.0))) for m in info["members"]),
+                entry.value(metric),
+                own.get("ci_low"),
+                own.get("ci_high"),
+                best,
+                best_value,
+                delta,
+                p,
+                (entry.record.get("timings") or {}).get("fit_s"),
+            )
+        )
+    return rows
