@@ -402,6 +402,33 @@ Variant = Annotated[
         help="Label runs with other settings: their entry is NAME+VARIANT, beside NAME's own.",
     ),
 ]
+TrainFractions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--train-fraction",
+        help="Train on these fractions of the training cases (nested, stratified subsets; "
+        "repeat or comma-separate: 0.1,0.25,0.5,1). Val and test never change.",
+    ),
+]
+
+
+def parse_fractions(items: list[str] | None) -> list[float | None]:
+    """``["0.1,0.25", "1"]`` -> ``[0.1, 0.25, None]`` (1: all training cases, the ordinary run)."""
+    from medbench.data.subsets import check_fraction
+
+    if not items:
+        return [None]
+    out: list[float | None] = []
+    for item in items:
+        for part in item.split(","):
+            try:
+                value = float(part)
+            except ValueError:
+                raise MedbenchError(
+                    f"--train-fraction takes numbers in (0, 1]; got {part.strip()!r}"
+                ) from None
+            out.append(None if check_fraction(value) == 1.0 else value)
+    return out
 
 
 @app.command("run")
@@ -425,6 +452,7 @@ def run_command(
     address: Address = None,
     threads: Threads = None,
     variant: Variant = None,
+    train_fraction: TrainFractions = None,
     quiet: Quiet = False,
 ) -> None:
     """Train and evaluate submissions on their tasks; write a result record per run."""
@@ -432,7 +460,7 @@ def run_command(
     from medbench.runner import RunOptions, plan
     from medbench.sandbox import resolve_isolation
 
-    runs = plan(paths, task or (), seed or [0])
+    runs = plan(paths, task or (), seed or [0], parse_fractions(train_fraction))
     mode, warning = resolve_isolation(isolation)
     options = RunOptions(
         device=device,
@@ -452,7 +480,9 @@ def run_command(
     if warning:
         err_console.print(styled("warning:", "bold yellow", f" {warning}"), soft_wrap=True)
     names = ", ".join(
-        f"{options.entry_name(r.submission.name)}/{r.task}/seed{r.seed}" for r in runs
+        f"{options.entry_name(r.submission.name)}/{r.task}/seed{r.seed}"
+        + (f"/train{r.train_fraction:g}" if r.train_fraction is not None else "")
+        for r in runs
     )
     console.print(Text(printable(f"{len(runs)} run(s): {names}")))
     chosen = get_executor(executor, jobs=jobs, address=address)
@@ -514,6 +544,8 @@ def _print_outcomes(outcomes: list) -> int:
     for o in outcomes:
         entry = ((o.record or {}).get("submission") or {}).get("name") or o.run.submission.name
         name = f"{entry}/{o.run.task}/seed{o.run.seed}"
+        if o.run.train_fraction is not None:
+            name += f"/train{o.run.train_fraction:g}"
         if o.status == "ok":
             primary = o.record["primary_metric"]
             shown = _value_ci(o.record["metrics"].get(primary, {}))

@@ -58,6 +58,7 @@ class Record:
     created: str = ""
     gallery: dict[str, Any] | None = None
     notes: dict[str, str] = field(default_factory=dict)  # what the submission stated (ctx.note)
+    train_subset: dict[str, Any] | None = None  # a run on a fraction of the training cases
     schema: str = SCHEMA
 
     def scored(self, fields: dict[str, Any]) -> None:
@@ -71,8 +72,9 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["gallery"] is None:
-            del out["gallery"]
+        for optional in ("gallery", "train_subset"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
 
@@ -186,7 +188,7 @@ def _check_types(record: dict[str, Any], path: Path) -> None:
     for key in ("created", "device", "primary_metric"):
         if key in record and not isinstance(record[key], str):
             raise bad(key, "a string")
-    for key in ("environment", "isolation", "timings", "predictions", "ensemble"):
+    for key in ("environment", "isolation", "timings", "predictions", "ensemble", "train_subset"):
         if record.get(key) is not None and not isinstance(record[key], dict):
             raise bad(key, "an object")
     for name, metric in (record.get("metrics") or {}).items():

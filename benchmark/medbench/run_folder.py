@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from medbench.home import medbench_home
 from medbench.sandbox import ROOT, child_env
 from medbench.submission.snapshot import Snapshot
 from medbench.tasks.spec import SPLITS
+
+if TYPE_CHECKING:  # the child imports this module, and must not import the task catalogue
+    from medbench.data.subsets import TrainSubset
 
 
 def run_folder(name: str, digest: str, task: str, seed: int) -> Path:
@@ -134,18 +137,26 @@ def prepare_folder(folder: Path, snap: Snapshot, ident: dict[str, Any], *, resum
 
 
 def write_inputs(
-    prepared: PreparedTask, folder: Path, blinding: Blinding, layout: Layout
+    prepared: PreparedTask,
+    folder: Path,
+    blinding: Blinding,
+    layout: Layout,
+    *,
+    train_subset: TrainSubset | None = None,
 ) -> tuple[dict[str, Any], Ids]:
     """Each split's case table (opaque ids) and array files as the child will see them.
 
     Train and val arrays are the prepared files themselves (read-only in the sandbox); the test
-    images are copied in the shuffled order, their labels are not there at all.
+    images are copied in the shuffled order, their labels are not there at all. With a
+    ``train_subset``, only its training cases (images and targets) are copied in.
     """
     inputs: dict[str, Any] = {}
     real: dict[str, tuple[str, ...]] = {}
     opaque: dict[str, tuple[str, ...]] = {}
     for split in SPLITS:
         cases = pd.read_csv(prepared.path / split / "cases.csv", dtype=str, keep_default_na=False)
+        if split == "train" and train_subset is not None:
+            cases = cases.iloc[train_subset.indices]
         real[split] = tuple(cases["case_id"])
         opaque[split] = blinding.ids(split, real[split])
         out = folder / split
@@ -162,6 +173,9 @@ def write_inputs(
             image_files = save_array(out, "images", shuffled)
             given = [opaque[split][i] for i in order]
             targets = []
+        elif split == "train" and train_subset is not None:
+            image_files, targets = _subset_arrays(prepared.path / split, out, train_subset.indices)
+            given = list(opaque[split])
         else:
             image_files = prepared.files(split, "images")
             given = list(opaque[split])
@@ -173,6 +187,20 @@ def write_inputs(
             "targets": [layout.ro(f, f"{inside}/{f.name}") for f in targets],
         }
     return inputs, Ids(real, opaque)
+
+
+def _subset_arrays(source: Path, out: Path, indices: np.ndarray) -> tuple[list[Path], list[Path]]:
+    """The images and targets of the chosen training cases, copied into the run's input folder."""
+    files = []
+    for name in ("images", "targets"):
+        full = load_array(source, name)
+        part = (
+            Ragged.from_arrays([np.asarray(full[int(i)]) for i in indices])
+            if isinstance(full, Ragged)
+            else np.ascontiguousarray(full[indices])
+        )
+        files.append(save_array(out, name, part))
+    return files[0], files[1]
 
 
 def environment_for(

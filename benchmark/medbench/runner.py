@@ -29,6 +29,7 @@ from medbench.child import ERROR, RESULT
 from medbench.data.arrays import Ragged
 from medbench.data.files import locked, sha256_bytes, write_bytes_atomic, write_json_atomic
 from medbench.data.prepare import PreparedTask, answers_dir, load_prepared, prepare, prepared_dir
+from medbench.data.subsets import CLASSIFICATION, TrainSubset, check_fraction, train_subset
 from medbench.errors import (
     ChecksumError,
     MedbenchError,
@@ -87,6 +88,8 @@ class Run:
     submission: Path
     task: str
     seed: int
+    # Train on this fraction of the training cases (medbench.data.subsets); None: all of them.
+    train_fraction: float | None = None
 
 
 @dataclass
@@ -168,11 +171,17 @@ def default_device() -> str:
 
 
 def plan(
-    paths: Sequence[str | Path], tasks: Sequence[str] = (), seeds: Sequence[int] = (0,)
+    paths: Sequence[str | Path],
+    tasks: Sequence[str] = (),
+    seeds: Sequence[int] = (0,),
+    fractions: Sequence[float | None] = (None,),
 ) -> list[Run]:
-    """Every (submission, task, seed) to run; ``tasks`` filters those each manifest enters."""
+    """Every (submission, task, seed, training fraction) to run; ``tasks`` filters those each
+    manifest enters. A fraction of 1 is the ordinary run on all training cases."""
     for t in tasks:
         get_task(t)  # unknown names fail early, with suggestions
+    fractions = [None if f is None or check_fraction(f) == 1.0 else float(f) for f in fractions]
+    fractions = list(dict.fromkeys(fractions))
     runs, names = [], {}
     for p in paths:
         manifest = read_manifest(p)
@@ -190,7 +199,7 @@ def plan(
             raise SubmissionError(
                 f"submission {manifest.name!r} enters {list(manifest.tasks)}, none of {list(tasks)}"
             )
-        runs += [Run(Path(p), t, s) for t in chosen for s in seeds]
+        runs += [Run(Path(p), t, s, f) for t in chosen for f in fractions for s in seeds]
     return runs
 
 
@@ -216,6 +225,7 @@ class ResolvedRun:
     entry: str  # the leaderboard entry: the submission's name, or "<name>+<variant>"
     variant: str | None = None
     verify_s: float = 0.0  # checking the prepared files against their manifest, before the child
+    subset: TrainSubset | None = None  # the training cases it sees, when not all of them
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -229,11 +239,14 @@ class ResolvedRun:
             "train": json_safe(self.train),
             "device": self.device.split(":")[0],
             "isolation": self.isolation,
+            "train_subset": self.subset.sha256 if self.subset else None,
         }
 
     @property
     def folder(self) -> Path:
-        return run_folder(self.entry, self.content_sha256, self.spec.name, self.run.seed)
+        return run_folder(
+            record_stem(self.entry, self.subset), self.content_sha256, self.spec.name, self.run.seed
+        )
 
     def discard(self) -> None:
         """Remove the snapshot if the run did not take it (skipped, or failed before)."""
@@ -270,6 +283,11 @@ def resolve(run: Run, options: RunOptions, *, take_snapshot: bool = True) -> Res
     )
     t0 = time.perf_counter()
     prepared = prepare(spec)
+    subset = None
+    if run.train_fraction is not None:
+        train = prepared.split("train", with_targets=spec.kind in CLASSIFICATION)
+        subset = train_subset(spec, train.cases, train.targets, run.train_fraction)
+    entry = options.entry_name(manifest.name)
     return ResolvedRun(
         run=run,
         spec=spec,
@@ -280,13 +298,17 @@ def resolve(run: Run, options: RunOptions, *, take_snapshot: bool = True) -> Res
         train={**manifest.train_for(spec.name), **options.train_overrides},
         device=options.device_or_default,
         isolation=options.isolation_mode(),
-        target=record_path(
-            options.results_dir, spec.name, options.entry_name(manifest.name), run.seed
-        ),
+        target=record_path(options.results_dir, spec.name, record_stem(entry, subset), run.seed),
         prepare_s=time.perf_counter() - t0,
-        entry=options.entry_name(manifest.name),
+        entry=entry,
         variant=options.variant,
+        subset=subset,
     )
+
+
+def record_stem(entry: str, subset: TrainSubset | None) -> str:
+    """``cnn``, or ``cnn.frac0.25`` for a run on a quarter of the training cases."""
+    return entry if subset is None else f"{entry}.frac{subset.fraction:g}"
 
 
 def record_identity(record: dict[str, Any]) -> dict[str, Any]:
@@ -300,6 +322,7 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
         "train": record.get("train"),
         "device": str(record.get("device", "")).split(":")[0],
         "isolation": (record.get("isolation") or {}).get("mode"),
+        "train_subset": (record.get("train_subset") or {}).get("sha256"),
     }
 
 
@@ -413,7 +436,9 @@ def _stage(resolved: ResolvedRun, options: RunOptions) -> tuple[Layout, Ids, str
     layout = Layout(sandboxed=resolved.isolation == "sandbox")
     spec, digest = resolved.spec, resolved.content_sha256
     blinding = Blinding.for_run(spec.name, spec.version, digest, resolved.run.seed)
-    inputs, ids = write_inputs(resolved.prepared, folder / "input", blinding, layout)
+    inputs, ids = write_inputs(
+        resolved.prepared, folder / "input", blinding, layout, train_subset=resolved.subset
+    )
     job = {
         "submission": layout.ro(folder / "submission", f"{ROOT}/submission"),
         "task": spec.name,
@@ -660,6 +685,7 @@ def _base_record(resolved: ResolvedRun, options: RunOptions, tree: ProcessTree) 
             **tree.describe(),
         },
         train=json_safe(resolved.train),
+        train_subset=resolved.subset.describe() if resolved.subset else None,
         primary_metric=spec.primary_metric,
         higher_is_better=spec.primary.higher_is_better,
         environment={**environment(), "cpu_threads": options.child_threads()},
