@@ -618,7 +618,7 @@ def test_tasks_filter_and_unknown_format(tmp_path):
     files = publish(RESULTS, tmp_path / "out", tasks=["toy-lesions"], format="csv")
     assert [f.name for f in files] == ["toy-lesions.csv"]
     with pytest.raises(MedbenchError, match="format must be one of"):
-        publish(RESULTS, tmp_path / "out", format="html")
+        publish(RESULTS, tmp_path / "out", format="pdf")
 
 
 def test_submissions_root_controls_the_link(tmp_path):

@@ -8,11 +8,13 @@ files whose bytes depend only on the records (no timestamps, fixed seeds, sorted
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from medbench.data.files import write_bytes_atomic, write_text_atomic
 from medbench.errors import MedbenchError
 from medbench.leaderboard.board import Board, Row, build_board
+from medbench.leaderboard.efficiency import data_efficiency, is_partial
 from medbench.leaderboard.entries import Entry, load_task_records, select
 from medbench.leaderboard.export import board_data, render_csv, render_json
 from medbench.leaderboard.figures import figures_for
@@ -28,7 +30,15 @@ SITE = "site"  # with --format all, the HTML site goes to <out>/site/
 def build_boards(results_dir: Path, *, tasks: list[str] | None = None) -> list[Board]:
     """The ranked board of every task (sorted by name) that has records under ``results_dir``."""
     found = load_task_records(Path(results_dir), tasks)
-    return [build_board(select(get_task(name), found[name])) for name in sorted(found)]
+    boards = []
+    for name in sorted(found):
+        spec = get_task(name)
+        partial = [pr for pr in found[name] if is_partial(pr[1])]
+        board = build_board(select(spec, [pr for pr in found[name] if not is_partial(pr[1])]))
+        entries = [r.entry for r in board.rows]
+        efficiency = data_efficiency(spec, partial, entries, board.split_sizes["train"])
+        boards.append(dataclasses.replace(board, efficiency=efficiency))
+    return boards
 
 
 def publish(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from medbench.leaderboard.efficiency import Efficiency
 from medbench.leaderboard.entries import Cases, Entry, Excluded, Failed, TaskRecords, case_tables
 from medbench.leaderboard.stats import (
     ALPHA,
@@ -60,6 +61,7 @@ class Board:
     split_sizes: dict[str, int]
     n_paired: int = N_PAIRED  # resamples of each paired bootstrap (see stats.paired_resamples)
     alpha: float = ALPHA
+    efficiency: Efficiency | None = None  # the runs on fractions of the training cases
 
     @property
     def paired_test(self) -> str:

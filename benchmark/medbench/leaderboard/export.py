@@ -180,7 +180,31 @@ def board_data(board: Board) -> dict[str, Any]:
             for x in board.excluded
         ],
         "rounds": rounds,
+        "data_efficiency": _efficiency_data(board),
     }
+
+
+def _efficiency_data(board: Board) -> list[dict[str, Any]]:
+    eff = board.efficiency
+    if eff is None:
+        return []
+    return [
+        {
+            "entry": c.entry,
+            "points": [
+                {
+                    "fraction": p.fraction,
+                    "n_train": p.n_train,
+                    "value": rounded(p.value),
+                    "ci_low": rounded(p.ci_low),
+                    "ci_high": rounded(p.ci_high),
+                    "seeds": list(p.seeds),
+                }
+                for p in c.points
+            ],
+        }
+        for c in eff.curves
+    ]
 
 
 def render_json(board: Board) -> str:

@@ -211,6 +211,43 @@ def figure_ranks(board: Board) -> bytes:
         return _png(fig)
 
 
+def figure_efficiency(board: Board) -> bytes:
+    """Primary metric [95 % CI] against training cases (log x), one line per entry."""
+    eff = board.efficiency
+    spec = board.spec
+    with _style():
+        fig = Figure(figsize=(6, 4.4))
+        ax = fig.subplots()
+        for i, curve in enumerate(eff.curves[:MAX_CURVES]):
+            dodge = 1.025 ** (i - (min(len(eff.curves), MAX_CURVES) - 1) / 2)  # apart, not on top
+            n = np.array([p.n_train for p in curve.points], float) * dodge
+            v = np.array([p.value for p in curve.points], float)
+            lo = np.array([p.value if p.ci_low is None else p.ci_low for p in curve.points], float)
+            hi = np.array(
+                [p.value if p.ci_high is None else p.ci_high for p in curve.points], float
+            )
+            ax.errorbar(
+                n, v, yerr=[v - lo, hi - v], color=_colour(i), marker="o", ms=4, lw=1.5,
+                capsize=3, label=curve.entry,
+            )  # fmt: skip
+        ax.set_xscale("log")
+        ticks = sorted({p.n_train for c in eff.curves for p in c.points})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        note = (
+            "" if len(eff.curves) <= MAX_CURVES else f" (first {MAX_CURVES} of {len(eff.curves)})"
+        )
+        ax.set(
+            xlabel="training cases (log scale)",
+            ylabel=f"test {spec.primary_metric} [95 % CI]",
+            title=f"{spec.name}: data efficiency{note}",
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        return _png(fig)
+
+
 def figures_for(board: Board) -> dict[str, bytes]:
     """``{suffix: png}`` for a task: ROC and reliability (binary), per-case (segmentation), ranks."""
     if not board.ranked:
@@ -227,6 +264,8 @@ def figures_for(board: Board) -> dict[str, bytes]:
         out["ranks"] = figure_ranks(board)
     if (worst := leader_gallery(board)) is not None:
         out["worst"] = worst
+    if board.efficiency is not None and board.efficiency.curves:
+        out["efficiency"] = figure_efficiency(board)
     return out
 
 

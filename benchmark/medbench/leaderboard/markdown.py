@@ -121,6 +121,8 @@ def page_sections(
         ("table", _leaderboard_table(board, data, out_dir, submissions_root, multi_seed)),
         ("notes", _footnotes(board, data, multi_seed)),
     ]
+    if efficiency := _efficiency_section(board):
+        sections.append(("efficiency", efficiency))
     if ensembles := _ensemble_section(board):
         sections.append(("ensembles", ensembles))
     if transfer := _transfer_section(board):
@@ -239,6 +241,45 @@ def rank_interval(e: dict[str, Any]) -> str:
     return "–" if e["rank_low"] is None else f"[{e['rank_low']}, {e['rank_high']}]"
 
 
+def _efficiency_section(board: Board) -> list[str]:
+    """Primary metric [95 % CI] per entry and training fraction (``--train-fraction`` runs)."""
+    eff = board.efficiency
+    if eff is None or not eff.curves:
+        return []
+    p = board.spec.primary_metric
+    head = ["Entry"] + [
+        f"{'all' if f == 1.0 else f'{f * 100:g} %'} (n = {eff.n_train[f]})" for f in eff.fractions
+    ]
+    table = [head]
+    for curve in eff.curves:
+        at = {pt.fraction: pt for pt in curve.points}
+        table.append(
+            [cell(curve.entry)]
+            + [
+                with_ci(rounded(at[f].value), rounded(at[f].ci_low), rounded(at[f].ci_high))
+                if f in at
+                else "–"
+                for f in eff.fractions
+            ]
+        )
+    lines = [
+        "## Data efficiency (Gulshan et al. 2016)",
+        "",
+        f"Test `{p}` [95 % CI] of runs that saw only a fraction of the training cases "
+        "(`medbench run --train-fraction`): nested, stratified subsets drawn by hashing the case "
+        "ids, the same for every entry and seed; validation and test never change. These runs "
+        "are not ranked with the full-data runs above; the *all* column is the entry's run on "
+        "the board (same content). See the data-efficiency figure.",
+        "",
+        *_table(table),
+    ]
+    if eff.failed:
+        lines += ["", "Failed: " + "; ".join(
+            f"{cell(f.name)} seed {f.seed} ({cell(f.reason)})" for f in eff.failed
+        )]  # fmt: skip
+    return lines
+
+
 def _ensemble_section(board: Board) -> list[str]:
     """Each ensemble entry against its best member: the difference and the board's paired test."""
     rows = ensemble_rows(board)
@@ -320,6 +361,7 @@ def _figure_title(path: Path) -> str:
         "cases": "Per-case scores",
         "ranks": "Rank stability",
         "worst": "The leader's worst test cases",
+        "efficiency": "Data efficiency",
     }.get(kind, kind)
 
 
