@@ -553,6 +553,10 @@ def _print_outcomes(outcomes: list) -> int:
                 styled("ok", "green", f"      {name}: {primary} {shown} -> {o.path}"),
                 soft_wrap=True,
             )
+            for path in o.derived:
+                console.print(Text(printable(f"        also scored on its coarse view -> {path}")))
+            for note in o.notes:
+                err_console.print(styled("warning:", "bold yellow", f" {name}: {one_line(note)}"))
         elif o.status == "skipped":
             console.print(
                 styled("skipped", "cyan", f" {name}: {one_line(o.message)} ({o.path})"),
@@ -750,6 +754,29 @@ def export_command(
 
     for f in export(records, format, out):
         console.print(Text(printable(f"wrote {f}")), soft_wrap=True)  # a path on one line
+
+
+# --- coarse --------------------------------------------------------------------------------------
+
+
+@app.command("coarse")
+@reports_errors
+def coarse_command(
+    records: Annotated[list[Path], typer.Argument(help="Records of runs on a fine task.")],
+) -> None:
+    """Score fine-task runs on the tasks that are coarse views of it (Esteva et al. 2017): e.g.
+    a messidor2-grading run on messidor2-referable, P(referable) = P(grade 2) + P(3) + P(4)."""
+    from medbench.coarse import derive
+    from medbench.results import read_record
+
+    for path in records:
+        for target in derive(path):
+            record = read_record(target)
+            m = record["metrics"][record["primary_metric"]]
+            console.print(
+                Text(printable(f"wrote {target}: {record['primary_metric']} {_value_ci(m)}")),
+                soft_wrap=True,
+            )
 
 
 # --- reproduce -----------------------------------------------------------------------------------

@@ -42,6 +42,11 @@ def reproduce(
     record = read_record(record_file)
     if record["status"] != "ok":
         raise RecordError(f"{record_file} records a failed run; there is nothing to reproduce")
+    if record.get("derived"):
+        raise MedbenchError(
+            f"{record_file} is the fine-to-coarse score of a run on "
+            f"{record['derived']['fine_task']}: reproduce that run's record"
+        )
     if record.get("ensemble"):
         raise MedbenchError(
             f"{record_file} is an ensemble of other runs, not a run: reproduce its members, or "

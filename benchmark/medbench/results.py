@@ -188,7 +188,15 @@ def _check_types(record: dict[str, Any], path: Path) -> None:
     for key in ("created", "device", "primary_metric"):
         if key in record and not isinstance(record[key], str):
             raise bad(key, "a string")
-    for key in ("environment", "isolation", "timings", "predictions", "ensemble", "train_subset"):
+    for key in (
+        "environment",
+        "isolation",
+        "timings",
+        "predictions",
+        "ensemble",
+        "train_subset",
+        "derived",
+    ):
         if record.get(key) is not None and not isinstance(record[key], dict):
             raise bad(key, "an object")
     for name, metric in (record.get("metrics") or {}).items():

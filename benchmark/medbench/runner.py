@@ -161,6 +161,8 @@ class Outcome:
     message: str = ""
     # {split: (real case ids, validated predictions)}: saved beside the record by write_outcome
     predictions: dict[str, tuple[Any, Any]] | None = None
+    derived: list[Path] = field(default_factory=list)  # its records on coarse views of the task
+    notes: list[str] = field(default_factory=list)  # what the caller should say besides
 
 
 def default_device() -> str:
@@ -369,7 +371,24 @@ def write_outcome(outcome: Outcome) -> Outcome:
         ) from None
     outcome.record = write_record(outcome.path, outcome.record)
     outcome.predictions = None
+    if outcome.status == "ok" and outcome.run.train_fraction is None:
+        _derive_coarse(outcome)
     return outcome
+
+
+def _derive_coarse(outcome: Outcome) -> None:
+    """Score a fine task's run on the tasks that are its coarse views too (medbench.coarse).
+
+    The run's own record stands whatever happens here; a view that cannot be scored (its data
+    is not on this machine, say) is reported in ``outcome.notes``."""
+    from medbench.coarse import coarse_views, derive
+
+    if not coarse_views(get_task(outcome.run.task)):
+        return
+    try:
+        outcome.derived = derive(outcome.path)
+    except MedbenchError as exc:
+        outcome.notes.append(f"not scored on its coarse views: {exc}")
 
 
 def check_writable(folder: Path) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medbench.coarse import check_derived
 from medbench.data.files import sha256_file
 from medbench.data.prepare import prepare
 from medbench.ensemble import check_members
@@ -98,6 +99,16 @@ def verify_record(path: str | Path) -> Verification:
     if changed:
         return Verification(path, "differs", "re-scored, it differs in " + "; ".join(changed))
     n = len(record["per_case"].get("case_id") or [])
+    if record.get("derived"):
+        why = check_derived(path, record)
+        if why is not None:
+            return Verification(path, "differs", f"a fine-to-coarse record, but {why}")
+        return Verification(
+            path,
+            "verified",
+            f"{n} test cases re-scored, and the predictions re-derived from its fine run "
+            f"({record['derived']['fine_task']}): every value is the record's",
+        )
     if record.get("ensemble"):
         why = check_members(path, record)
         if why is not None:

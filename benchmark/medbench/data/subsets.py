@@ -72,7 +72,9 @@ def case_key(task: str, case_id: str) -> str:
     return hashlib.sha256(f"{task}/{case_id}".encode()).hexdigest()
 
 
-def strata_for(spec: TaskSpec, case_ids: tuple[str, ...], labels: Any) -> tuple[list[Any], str | None]:
+def strata_for(
+    spec: TaskSpec, case_ids: tuple[str, ...], labels: Any
+) -> tuple[list[Any], str | None]:
     """The stratum of each training case (see the module docstring)."""
     if spec.kind in CLASSIFICATION and labels is not None:
         return [int(v) for v in np.asarray(labels).reshape(len(case_ids), -1)[:, 0]], "label"

@@ -1,7 +1,9 @@
-"""Each ensemble entry of a board against its best member (McKinney et al. 2020 report the same).
+"""Entries made from other runs, each against the run a reader compares it with.
 
-An ensemble (``medbench ensemble``) is ranked like any entry; this adds what a reader asks of it:
-did combining beat the best single member, by a difference the paired test can tell from noise?
+An ensemble (``medbench ensemble``) against its best member (McKinney et al. 2020 report the
+same): did combining beat the best single member, by a difference the paired test can tell from
+noise? A fine-to-coarse score (``medbench coarse``) against the same submission trained on the
+coarse labels (Esteva et al. 2017): did the finer labels help? Both are ranked like any entry.
 """
 
 from __future__ import annotations
@@ -62,4 +64,45 @@ def ensemble_rows(board: Board) -> list[EnsembleRow]:
                 (entry.record.get("timings") or {}).get("fit_s"),
             )
         )
+    return rows
+
+
+@dataclass(frozen=True)
+class Value:
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class CoarseRow:
+    base: str  # the submission's entry on this task (trained on the coarse labels)
+    fine_task: str
+    classes: tuple[str, ...]  # the fine classes summed into the positive class
+    fine: Value
+    coarse: Value | None  # None: no run of the same entry on this task
+    delta: float | None
+    p: float | None
+
+
+def coarse_rows(board: Board) -> list[CoarseRow]:
+    metric = board.spec.primary_metric
+    index = {e.name: i for i, e in enumerate(board.ranked)}
+    rows = []
+    for i, entry in enumerate(board.ranked):
+        if entry.derived_from is None:
+            continue
+        base = entry.name.rsplit("@", 1)[0]
+        own = entry.metric(metric)
+        fine = Value(entry.value(metric), own.get("ci_low"), own.get("ci_high"))
+        coarse = delta = p = None
+        if base in index:
+            other = board.ranked[index[base]]
+            m = other.metric(metric)
+            coarse = Value(other.value(metric), m.get("ci_low"), m.get("ci_high"))
+            delta = fine.value - coarse.value
+            p = paired_p_value(board.statistic, board.tables[i], board.tables[index[base]])
+            p = None if math.isnan(p) else p
+        names = tuple(entry.record["derived"].get("positive_class_names") or ())
+        rows.append(CoarseRow(base, entry.derived_from, names, fine, coarse, delta, p))
     return rows

@@ -58,6 +58,12 @@ class Entry:
         return [str(m.get("entry")) for m in info.get("members") or []] if info else None
 
     @property
+    def derived_from(self) -> str | None:
+        """The fine task when this entry is a fine-to-coarse score (medbench.coarse), else None."""
+        info = self.record.get("derived")
+        return str(info.get("fine_task")) if info else None
+
+    @property
     def isolation(self) -> str:
         """``sandbox`` when every run of the entry was sandboxed, else ``none``."""
         modes = {(r.get("isolation") or {}).get("mode") for r in self.records}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench.leaderboard.board import Board
-from medbench.leaderboard.ensembles import ensemble_rows
+from medbench.leaderboard.ensembles import coarse_rows, ensemble_rows
 from medbench.leaderboard.entries import Entry
 from medbench.leaderboard.export import (
     best_anchor,
@@ -85,7 +85,10 @@ def submission_link(entry: Entry, out_dir: Path, submissions_root: Path | None) 
     else:
         target = Path(entry.path) if Path(entry.path).is_absolute() else Path.cwd() / entry.path
     rel = os.path.relpath(Path(target).resolve(), Path(out_dir).resolve())
-    return f"[{cell(entry.name)}]({Path(rel).as_posix()})"
+    link = f"[{cell(entry.name)}]({Path(rel).as_posix()})"
+    if entry.derived_from is not None:
+        return f"{link} *(fine-to-coarse from {cell(entry.derived_from)})*"
+    return link
 
 
 def _table(lines: list[list[str]]) -> list[str]:
@@ -123,6 +126,8 @@ def page_sections(
     ]
     if efficiency := _efficiency_section(board):
         sections.append(("efficiency", efficiency))
+    if coarse := _coarse_section(board):
+        sections.append(("coarse", coarse))
     if ensembles := _ensemble_section(board):
         sections.append(("ensembles", ensembles))
     if transfer := _transfer_section(board):
@@ -278,6 +283,39 @@ def _efficiency_section(board: Board) -> list[str]:
             f"{cell(f.name)} seed {f.seed} ({cell(f.reason)})" for f in eff.failed
         )]  # fmt: skip
     return lines
+
+
+def _coarse_section(board: Board) -> list[str]:
+    """Esteva et al.'s question: the fine-label run of a submission against its coarse-label run."""
+    rows = coarse_rows(board)
+    if not rows:
+        return []
+    p = board.spec.primary_metric
+    table = [["Submission", f"trained on {rows[0].fine_task}", f"trained on {board.spec.name}",
+              "Δ (fine − coarse)", "p (paired)"]]  # fmt: skip
+    for r in rows:
+        table.append(
+            [
+                cell(r.base),
+                with_ci(rounded(r.fine.value), rounded(r.fine.ci_low), rounded(r.fine.ci_high)),
+                "–" if r.coarse is None else with_ci(
+                    rounded(r.coarse.value), rounded(r.coarse.ci_low), rounded(r.coarse.ci_high)
+                ),
+                signed(rounded(r.delta)),
+                p_text(rounded(r.p)),
+            ]
+        )  # fmt: skip
+    return [
+        "## Fine-to-coarse (Esteva et al. 2017)",
+        "",
+        f"Runs trained on the finer labels of `{rows[0].fine_task}`, scored here with "
+        f"P(positive) = the sum of the probabilities of {', '.join(rows[0].classes)} "
+        "(`medbench coarse`; operating points chosen on the summed val probabilities), against "
+        f"the same submission trained on this task's labels: test `{p}` [95 % CI] and the "
+        f"board's paired test ({board.paired_test}).",
+        "",
+        *_table(table),
+    ]
 
 
 def _ensemble_section(board: Board) -> list[str]:

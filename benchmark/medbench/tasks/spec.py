@@ -104,6 +104,10 @@ class TaskSpec:
     # Task-specific scoring options, e.g. pixel spacing for HD95 or the operating-point rules.
     options: tuple[tuple[str, object], ...] = field(default=())
     modality: str = ""  # one of MODALITIES
+    # A binary view of a finer multi-class task (Esteva et al. 2017): (fine task, the fine classes
+    # that are this task's positive class). A run on the fine task is also scored here, with
+    # P(positive) = the sum of those classes' probabilities (medbench.coarse).
+    coarse_of: tuple[str, tuple[int, ...]] | None = None
 
     def metric(self, name: str) -> TaskMetric:
         """The task's metric ``name`` (KeyError if the task does not report it)."""

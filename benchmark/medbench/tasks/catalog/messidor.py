@@ -51,6 +51,8 @@ add(
             ),
         ),
         options=(("operating_points", GULSHAN_POINTS),),
+        # referable = ICDR grade >= 2: moderate, severe, proliferative of messidor2-grading
+        coarse_of=("messidor2-grading", (2, 3, 4)),
     )
 )
 
