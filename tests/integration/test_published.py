@@ -42,6 +42,11 @@ def test_each_record_is_sealed_and_ran_the_committed_submission(path):
             )
             assert not member.get("ensemble") or m["record"] != path.name
         return
+    if record.get("derived"):  # a fine-task run scored on this coarse task: that run, unchanged
+        fine = read_record((path.parent / record["derived"]["fine_record"]).resolve())
+        assert fine["record_sha256"] == record["derived"]["fine_record_sha256"], (
+            f"{path}: its fine record changed: run `medbench coarse` on it again"
+        )
     folder = ROOT / record["submission"]["path"]
     assert folder.is_dir(), f"{path} names a submission folder that is gone: {folder}"
     assert content_hash(folder) == record["submission"]["content_sha256"], (
