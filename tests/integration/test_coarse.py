@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from medbench.cli import app
 from medbench.coarse import coarse_predictions, coarse_views, view_problems
 from medbench.leaderboard import build_boards
-from medbench.leaderboard.ensembles import coarse_rows
+from medbench.leaderboard.comparisons import coarse_rows
 from medbench.results import read_record, seal
 from medbench.saved import decode
 from medbench.tasks import all_tasks, get_task

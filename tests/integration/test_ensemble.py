@@ -18,7 +18,7 @@ from medbench.cli import app
 from medbench.ensemble import combine, make_ensemble
 from medbench.errors import MedbenchError
 from medbench.leaderboard import build_boards
-from medbench.leaderboard.ensembles import ensemble_rows
+from medbench.leaderboard.comparisons import ensemble_rows
 from medbench.leaderboard.transfer import transfer_table
 from medbench.results import read_record, seal
 from medbench.saved import decode

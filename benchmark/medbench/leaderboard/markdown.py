@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench.leaderboard.board import Board
-from medbench.leaderboard.ensembles import coarse_rows, ensemble_rows
+from medbench.leaderboard.comparisons import coarse_rows, ensemble_rows, tta_rows
 from medbench.leaderboard.entries import Entry
 from medbench.leaderboard.export import (
     best_anchor,
@@ -130,6 +130,8 @@ def page_sections(
         sections.append(("coarse", coarse))
     if ensembles := _ensemble_section(board):
         sections.append(("ensembles", ensembles))
+    if tta := _tta_section(board):
+        sections.append(("tta", tta))
     if transfer := _transfer_section(board):
         sections.append(("transfer", transfer))
     sections.append(
@@ -347,6 +349,39 @@ def _ensemble_section(board: Board) -> list[str]:
         f"difference to the best member is tested with the board's paired test ({board.paired_test}, "
         "on the cases common to the board). The ensemble's cost is the sum of its members' (they "
         "all had to be trained).",
+        "",
+        *_table(table),
+    ]
+
+
+def _tta_section(board: Board) -> list[str]:
+    """Each run with test-time augmentation beside the same run without it, with its cost."""
+    rows = tta_rows(board)
+    if not rows:
+        return []
+    p = board.spec.primary_metric
+    table = [["Without", "With", "tta", f"{p} without", f"{p} with", "Δ", "p (paired)",
+              "predict time without → with"]]  # fmt: skip
+    for r in rows:
+        table.append(
+            [
+                cell(r.plain),
+                cell(r.tta),
+                f"`{cell(r.mode)}`",
+                with_ci(rounded(r.without.value), rounded(r.without.ci_low), rounded(r.without.ci_high)),
+                with_ci(rounded(r.with_tta.value), rounded(r.with_tta.ci_low), rounded(r.with_tta.ci_high)),
+                signed(rounded(r.delta)),
+                p_text(rounded(r.p)),
+                f"{duration(r.predict_s[0])} → {duration(r.predict_s[1])}",
+            ]
+        )  # fmt: skip
+    return [
+        "## Test-time augmentation",
+        "",
+        "Runs with `[train] tta` (predictions averaged over flipped copies of each image; masks "
+        "flipped back first) beside the run of the same submission content and settings "
+        f"without it; the board's paired test ({board.paired_test}). The cost is prediction "
+        "time (val and test), as recorded.",
         "",
         *_table(table),
     ]

@@ -3,7 +3,9 @@
 An ensemble (``medbench ensemble``) against its best member (McKinney et al. 2020 report the
 same): did combining beat the best single member, by a difference the paired test can tell from
 noise? A fine-to-coarse score (``medbench coarse``) against the same submission trained on the
-coarse labels (Esteva et al. 2017): did the finer labels help? Both are ranked like any entry.
+coarse labels (Esteva et al. 2017): did the finer labels help? A run with test-time
+augmentation (``[train] tta``) against the same run without it: what did the extra prediction
+time buy? All are ranked like any entry.
 """
 
 from __future__ import annotations
@@ -105,4 +107,60 @@ def coarse_rows(board: Board) -> list[CoarseRow]:
             p = None if math.isnan(p) else p
         names = tuple(entry.record["derived"].get("positive_class_names") or ())
         rows.append(CoarseRow(base, entry.derived_from, names, fine, coarse, delta, p))
+    return rows
+
+
+TTA_OFF = ("none", None)
+
+
+@dataclass(frozen=True)
+class TtaRow:
+    plain: str  # the entry without test-time augmentation
+    tta: str  # the same content and settings, with it
+    mode: str
+    without: Value
+    with_tta: Value
+    delta: float
+    p: float | None
+    predict_s: tuple[float | None, float | None]  # prediction time without / with
+
+
+def tta_rows(board: Board) -> list[TtaRow]:
+    """Entries with ``[train] tta`` on, each beside the entry of the same submission content and
+    the same other ``[train]`` settings without it."""
+    metric = board.spec.primary_metric
+
+    def key(entry) -> tuple[str, str]:
+        train = {k: v for k, v in (entry.record.get("train") or {}).items() if k != "tta"}
+        content = str(entry.record["submission"].get("content_sha256"))
+        return content, repr(sorted(train.items()))
+
+    plain = {}
+    for i, e in enumerate(board.ranked):
+        if (e.record.get("train") or {}).get("tta") in TTA_OFF and e.ensemble_of is None:
+            plain.setdefault(key(e), i)
+    rows = []
+    for i, e in enumerate(board.ranked):
+        mode = (e.record.get("train") or {}).get("tta")
+        if mode in TTA_OFF or key(e) not in plain:
+            continue
+        j = plain[key(e)]
+        other = board.ranked[j]
+        a, b = other.metric(metric), e.metric(metric)
+        p = paired_p_value(board.statistic, board.tables[i], board.tables[j])
+        rows.append(
+            TtaRow(
+                other.name,
+                e.name,
+                str(mode),
+                Value(other.value(metric), a.get("ci_low"), a.get("ci_high")),
+                Value(e.value(metric), b.get("ci_low"), b.get("ci_high")),
+                e.value(metric) - other.value(metric),
+                None if math.isnan(p) else p,
+                (
+                    (other.record.get("timings") or {}).get("predict_s"),
+                    (e.record.get("timings") or {}).get("predict_s"),
+                ),
+            )
+        )
     return rows
