@@ -51,6 +51,10 @@ class RecordError(MedbenchError):
     """A result record that is unreadable, invalid or tampered with."""
 
 
+class TrackingError(MedbenchError):
+    """The experiment tracker (MLflow) is not installed, cannot be reached or refused the data."""
+
+
 class Interrupted(MedbenchError):
     """A stop was requested (SIGINT, SIGTERM, SIGHUP): runs were killed, no record written."""
 
