@@ -51,3 +51,18 @@ def mirror() -> Path:
     if os.environ.get("MEDBENCH_REQUIRE_DATA") == "1":
         pytest.fail(f"{reason}, and MEDBENCH_REQUIRE_DATA=1 requires it", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mlflow_installed() -> None:
+    """Skip a test that needs MLflow (an optional extra) where it is not installed; with
+    ``MEDBENCH_REQUIRE_MLFLOW=1`` (CI) a missing MLflow is a failure, not a skip."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError as exc:
+        reason = f'MLflow is an optional extra: pip install "medbench[mlflow]" ({exc})'
+    else:
+        return
+    if os.environ.get("MEDBENCH_REQUIRE_MLFLOW") == "1":
+        pytest.fail(f"{reason}, and MEDBENCH_REQUIRE_MLFLOW=1 requires it", pytrace=False)
+    pytest.skip(reason)

@@ -431,6 +431,25 @@ def parse_fractions(items: list[str] | None) -> list[float | None]:
     return out
 
 
+MlflowUri = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        metavar="URI",
+        help="Log each run to this MLflow tracking server once its record is written "
+        '(e.g. http://127.0.0.1:5000; needs pip install "medbench\\[mlflow]").',
+    ),
+]
+MlflowExperiment = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow-experiment",
+        metavar="NAME",
+        help="The MLflow experiment of these runs (default: medbench/<task>).",
+    ),
+]
+
+
 @app.command("run")
 @reports_errors
 def run_command(
@@ -454,6 +473,8 @@ def run_command(
     variant: Variant = None,
     train_fraction: TrainFractions = None,
     quiet: Quiet = False,
+    mlflow: MlflowUri = None,
+    mlflow_experiment: MlflowExperiment = None,
 ) -> None:
     """Train and evaluate submissions on their tasks; write a result record per run."""
     from medbench.executors import get_executor
@@ -479,6 +500,8 @@ def run_command(
         raise MedbenchError(f"--results-dir {results_dir} is a file, not a folder")
     if warning:
         err_console.print(styled("warning:", "bold yellow", f" {warning}"), soft_wrap=True)
+    # Before any training: a wrong URI costs nothing.
+    tracker = _tracker(mlflow, mlflow_experiment, runs)
     names = ", ".join(
         f"{options.entry_name(r.submission.name)}/{r.task}/seed{r.seed}"
         + (f"/train{r.train_fraction:g}" if r.train_fraction is not None else "")
@@ -487,9 +510,43 @@ def run_command(
     console.print(Text(printable(f"{len(runs)} run(s): {names}")))
     chosen = get_executor(executor, jobs=jobs, address=address)
     with progress_bar(quiet) as bar:
-        outcomes = _run_stoppably(chosen, runs, options, RunProgress(bar))
-    if _print_outcomes(outcomes):
+        progress = RunProgress(bar)
+        on_event = progress if tracker is None else _both(tracker, progress)
+        outcomes = _run_stoppably(chosen, runs, options, on_event)
+    failed = _print_outcomes(outcomes)
+    if (tracker is not None and _print_tracking(tracker)) or failed:
         raise typer.Exit(1)
+
+
+def _tracker(uri: str | None, experiment: str | None, runs: list):
+    """The MLflow tracker of ``--mlflow URI`` (None without it); MLflow is imported only then."""
+    if uri is None:
+        if experiment is not None:
+            raise MedbenchError("--mlflow-experiment needs --mlflow URI")
+        return None
+    from medbench.tracking import open_tracker
+
+    return open_tracker(uri, experiment=experiment, tasks=sorted({r.task for r in runs}))
+
+
+def _both(first: Callable[[dict], None], second: Callable[[dict], None]) -> Callable[[dict], None]:
+    def on_event(event: dict) -> None:
+        first(event)
+        second(event)
+
+    return on_event
+
+
+def _print_tracking(tracker) -> int:
+    """A line per run logged to MLflow, one line for all that were not; returns how many not."""
+    for t in tracker.tracked:
+        already = " (already in MLflow)" if t.already else ""
+        console.print(styled("tracked", "cyan", f" {t.name}{already} -> {t.where}"), soft_wrap=True)
+    if tracker.failures:
+        err_console.print(
+            styled("error:", "bold red", f" {one_line(tracker.failure_line())}"), soft_wrap=True
+        )
+    return len(tracker.failures)
 
 
 class RunProgress:

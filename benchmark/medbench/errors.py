@@ -55,6 +55,10 @@ class ExportError(MedbenchError):
     """A record that cannot be written in the format asked for (or where it was asked)."""
 
 
+class TrackingError(MedbenchError):
+    """The experiment tracker (MLflow) is not installed, cannot be reached or refused the data."""
+
+
 class Interrupted(MedbenchError):
     """A stop was requested (SIGINT, SIGTERM, SIGHUP): runs were killed, no record written."""
 

@@ -9,6 +9,8 @@
 
 Whatever the executor, the skip-if-done rule is applied by the driver before a run is sent, and
 records are sealed and written by the driver only, so results folders never need to be shared.
+The driver also tells the listener (``on_event``) when each run has ended, with a ``done`` event
+sent after the record is written; that is when ``--mlflow`` logs the run.
 """
 
 from __future__ import annotations
@@ -41,13 +43,30 @@ def _guarded(run: Run, options: RunOptions, on_event: Event | None) -> Outcome:
     """One run; a harness-side error becomes an ``error`` outcome, a stop request propagates."""
     try:
         check_stop()
-        return execute(run, options, on_event)
+        outcome = execute(run, options, on_event)
     except Interrupted:
         raise
     except MedbenchError as exc:
-        return Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
+        outcome = Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
     except OSError as exc:  # a blocked or unwritable folder of the harness: this run only
-        return Outcome(run, "error", message=f"OSError: {describe_os_error(exc)}")
+        outcome = Outcome(run, "error", message=f"OSError: {describe_os_error(exc)}")
+    return _done(outcome, on_event)
+
+
+def _done(outcome: Outcome, on_event: Event | None) -> Outcome:
+    """Tell ``on_event`` that a run ended, once its record (if any) is written: a tracker reads
+    the record from ``path`` then."""
+    if on_event:
+        on_event(
+            {
+                "event": "done",
+                "task": outcome.run.task,
+                "seed": outcome.run.seed,
+                "status": outcome.status,
+                "path": None if outcome.path is None else str(outcome.path),
+            }
+        )
+    return outcome
 
 
 class LocalExecutor:
@@ -167,7 +186,7 @@ class RayExecutor:
             except MedbenchError as exc:
                 done = Outcome(run, "error", message=f"{type(exc).__name__}: {exc}")
             if done is not None:
-                outcomes[i] = done
+                outcomes[i] = _done(done, on_event)
                 continue
             # On the worker, Ray assigns the GPU via CUDA_VISIBLE_DEVICES; "cuda" means that one.
             pending[
@@ -184,9 +203,7 @@ class RayExecutor:
                         outcome = ray.get(ref)
                     except ray.exceptions.RayError as exc:  # the worker died: others go on
                         outcome = Outcome(runs[i], "error", message=f"Ray task failed: {exc}")
-                    outcomes[i] = write_outcome(outcome)
-                    if on_event:
-                        on_event({"event": "done", "task": runs[i].task, "seed": runs[i].seed})
+                    outcomes[i] = _done(write_outcome(outcome), on_event)
         except BaseException:
             # Killing a worker ends its child too: the sandbox dies with its parent.
             for ref in waiting:

@@ -428,7 +428,9 @@ def compute(resolved: ResolvedRun, options: RunOptions, on_event: Event | None =
             layout, ids, job_path = _stage(resolved, options)
             if on_event:
                 on_event(_start_event(resolved))
-            ended, tree, wall_s = _run(resolved, options, layout, job_path, on_event)
+            ended, tree, wall_s = _run(
+                resolved, options, layout, job_path, _tagged(on_event, resolved)
+            )
             return _conclude(resolved, options, ended, tree, wall_s, ids, started)
     finally:
         resolved.discard()
@@ -447,6 +449,17 @@ def _start_event(resolved: ResolvedRun) -> dict[str, Any]:
         "seed": resolved.run.seed,
         "device": resolved.device,
     }
+
+
+def _tagged(on_event: Event | None, resolved: ResolvedRun) -> Event | None:
+    """``on_event`` for the child's events, each stamped with the run it came from (as the start
+    event names it): concurrent runs share one listener. The stamp overwrites any ``task``,
+    ``submission`` or ``seed`` the child put in: it cannot speak for another run."""
+    if on_event is None:
+        return None
+    start = _start_event(resolved)
+    stamp = {k: start[k] for k in ("task", "submission", "seed")}
+    return lambda event: on_event({**event, **stamp})
 
 
 def _stage(resolved: ResolvedRun, options: RunOptions) -> tuple[Layout, Ids, str]:
