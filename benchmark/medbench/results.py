@@ -78,6 +78,18 @@ class Record:
         return out
 
 
+def entry_stem(entry: str, train_fraction: float | None) -> str:
+    """How a run is named in file names and events: ``cnn``, or ``cnn.frac0.25`` for a run on a
+    quarter of the training cases (``--train-fraction``)."""
+    return entry if train_fraction is None else f"{entry}.frac{train_fraction:g}"
+
+
+def record_stem(record: dict[str, Any]) -> str:
+    """:func:`entry_stem` of a record."""
+    subset = record.get("train_subset") or {}
+    return entry_stem(record["submission"]["name"], subset.get("fraction"))
+
+
 def record_path(results_dir: str | Path, task: str, submission: str, seed: int) -> Path:
     return Path(results_dir) / task / f"{submission}.seed{seed}.json"
 

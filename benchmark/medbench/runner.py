@@ -43,6 +43,7 @@ from medbench.limits import ProcessTree
 from medbench.predictions import read_predictions, validate
 from medbench.results import (
     Record,
+    entry_stem,
     environment,
     json_safe,
     now_utc,
@@ -247,7 +248,10 @@ class ResolvedRun:
     @property
     def folder(self) -> Path:
         return run_folder(
-            record_stem(self.entry, self.subset), self.content_sha256, self.spec.name, self.run.seed
+            entry_stem(self.entry, self.run.train_fraction),
+            self.content_sha256,
+            self.spec.name,
+            self.run.seed,
         )
 
     def discard(self) -> None:
@@ -300,17 +304,14 @@ def resolve(run: Run, options: RunOptions, *, take_snapshot: bool = True) -> Res
         train={**manifest.train_for(spec.name), **options.train_overrides},
         device=options.device_or_default,
         isolation=options.isolation_mode(),
-        target=record_path(options.results_dir, spec.name, record_stem(entry, subset), run.seed),
+        target=record_path(
+            options.results_dir, spec.name, entry_stem(entry, run.train_fraction), run.seed
+        ),
         prepare_s=time.perf_counter() - t0,
         entry=entry,
         variant=options.variant,
         subset=subset,
     )
-
-
-def record_stem(entry: str, subset: TrainSubset | None) -> str:
-    """``cnn``, or ``cnn.frac0.25`` for a run on a quarter of the training cases."""
-    return entry if subset is None else f"{entry}.frac{subset.fraction:g}"
 
 
 def record_identity(record: dict[str, Any]) -> dict[str, Any]:
@@ -445,7 +446,7 @@ def _start_event(resolved: ResolvedRun) -> dict[str, Any]:
     return {
         "event": "start",
         "task": resolved.spec.name,
-        "submission": resolved.entry,
+        "submission": entry_stem(resolved.entry, resolved.run.train_fraction),
         "seed": resolved.run.seed,
         "device": resolved.device,
     }

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench.errors import TrackingError
-from medbench.results import read_record
+from medbench.results import read_record, record_stem
 
 DEFAULT_EXPERIMENT = "medbench/{task}"
 INSTALL = 'pip install "medbench[mlflow]" (or pip install mlflow)'
@@ -171,7 +171,7 @@ def record_tags(record: dict[str, Any], path: Path) -> dict[str, str]:
 
 
 def record_key(record: dict[str, Any]) -> RunKey:
-    return (record["task"]["name"], record["submission"]["name"], int(record["seed"]))
+    return (record["task"]["name"], record_stem(record), int(record["seed"]))
 
 
 def run_name(key: RunKey) -> str:

@@ -202,7 +202,7 @@ def test_the_runner_stamps_each_child_event_with_its_own_run():
     resolved = SimpleNamespace(
         spec=SimpleNamespace(name="toy-anatomy"),
         entry="unet+small",
-        run=SimpleNamespace(seed=4),
+        run=SimpleNamespace(seed=4, train_fraction=None),
         device="cpu",
     )
     tagged = runner._tagged(seen.append, resolved)
