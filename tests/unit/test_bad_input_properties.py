@@ -43,6 +43,7 @@ from medbench.errors import MedbenchError, PredictionError, SubmissionError
 from medbench.predictions import read_predictions, validate
 from medbench.scoring import score
 from medbench.submission.loader import TRAIN_TYPES, read_manifest
+from medbench.submission.tta import TTA_MODES
 from medbench.tasks import TASKS, get_task
 from medbench.tasks.spec import InputSpec
 from medbench.tasks.splits import SPLIT_DIR
@@ -525,6 +526,7 @@ TRAIN_VALUES = {
     str: st.sampled_from(["resnet18", ""]),
     bool: st.booleans(),
 }
+TRAIN_CHOICES = {"tta": st.sampled_from(TTA_MODES)}  # keys whose strings are one of a few
 
 
 @st.composite
@@ -565,7 +567,12 @@ def manifests(draw) -> bytes:
         for key in draw(
             st.lists(st.sampled_from([*TRAIN_TYPES, *entered, "custom"]), max_size=4, unique=True)
         ):
-            valid = TRAIN_VALUES[TRAIN_TYPES[key][0]] if key in TRAIN_TYPES else toml_value(1)
+            if key in TRAIN_CHOICES:
+                valid = TRAIN_CHOICES[key]
+            elif key in TRAIN_TYPES:
+                valid = TRAIN_VALUES[TRAIN_TYPES[key][0]]
+            else:
+                valid = toml_value(1)
             lines.append(f"{dump_value(key)} = {dump_value(mostly(draw, valid, toml_value(1)))}")
     text = "\n".join(lines) + "\n"
     mangle = draw(st.sampled_from(["none"] * 8 + ["cut", "insert", "bytes", "encoding"]))
@@ -599,6 +606,7 @@ def assert_usable(manifest) -> None:
                 assert isinstance(table[key], types) and not (
                     isinstance(table[key], bool) and bool not in types
                 )
+        assert table.get("tta", "none") in TTA_MODES
 
 
 @quick(400)

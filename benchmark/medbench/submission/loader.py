@@ -19,6 +19,7 @@ from typing import Any
 from medbench.errors import SubmissionError, UnknownNameError
 from medbench.submission.api import Submission
 from medbench.submission.snapshot import content_hash  # noqa: F401 (re-exported: one definition)
+from medbench.submission.tta import check_mode
 
 MANIFEST = "submission.toml"
 _PACKAGE = "medbench_submissions"
@@ -40,7 +41,10 @@ TRAIN_TYPES: dict[str, tuple[type, ...]] = {
     "aug": (str,),
     "backbone_lr": (float, int),
     "trainable_stages": (int,),
+    "tta": (str,),
 }
+# Keys whose value must also be one of a few: checked here, before a run is staged.
+_TRAIN_VALUE_CHECKS = {"tta": check_mode}
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ def _check_train(table: dict[str, Any], where: str, tasks: tuple[str, ...], path
                 f"{path}: [{where}] {key} must be {_type_name(expected)}; got {value!r} "
                 f"({type(value).__name__})"
             )
+        if key in _TRAIN_VALUE_CHECKS:
+            _TRAIN_VALUE_CHECKS[key](value, f"{path}: [{where}]")
 
 
 def check_train_table(table: dict[str, Any], where: str) -> None:
@@ -121,6 +127,8 @@ def check_train_table(table: dict[str, Any], where: str) -> None:
             raise SubmissionError(
                 f"{where}: {key} must be {_type_name(expected)}; got {value!r} ({type(value).__name__})"
             )
+        if key in _TRAIN_VALUE_CHECKS:
+            _TRAIN_VALUE_CHECKS[key](value, f"{where}:")
 
 
 def read_manifest(folder: str | Path, *, check_task_names: bool = True) -> Manifest:

@@ -37,6 +37,12 @@ About once a minute (``[train] checkpoint_minutes``; or every ``checkpoint_every
 after the last epoch, the trainer writes ``checkpoint.pt`` (atomically) to ``ctx.workdir``; the
 weights with the best validation metric are kept in ``best.pt`` and used to predict. With ``ctx.resume`` an interrupted
 run continues from its checkpoint and ends as the uninterrupted run would have.
+
+``[train] tta = "hflip"`` or ``"flips"`` averages the probabilities of :meth:`predict` (the val
+and the test predictions alike, so operating points chosen on val fit the test predictions)
+over flipped copies of each image, maps flipped back, before :meth:`postprocess`; it costs 2x or
+4x the prediction time. The per-epoch validation that picks ``best.pt`` stays without TTA: it
+is model selection, run every ``val_every`` epochs, and TTA would multiply its cost.
 """
 
 from __future__ import annotations
@@ -192,7 +198,7 @@ class TorchSubmission(Submission):
             model.load_state_dict(T.load(best))
             self._model = model
         loader = self._inference_loader(task, test, device)
-        return self._collect(task, model, loader, device)
+        return self._collect(task, model, loader, device, tta=self.config.tta)
 
     # --- internals shared by fit and predict -----------------------------------------------------
 
@@ -224,14 +230,27 @@ class TorchSubmission(Submission):
         )
 
     def _collect(
-        self, task: TaskInfo, model: nn.Module, loader: Any, device: torch.device
+        self,
+        task: TaskInfo,
+        model: nn.Module,
+        loader: Any,
+        device: torch.device,
+        *,
+        tta: str = "none",
     ) -> Prediction:
-        """Run ``model`` over ``loader`` and return predictions in the contract's shapes."""
+        """Run ``model`` over ``loader`` and return predictions in the contract's shapes;
+        ``tta``: probabilities averaged over flips (:mod:`medbench.submission.tta`)."""
         activation = "softmax" if task.kind in ("binary", "multiclass") else "sigmoid"
         segmentation = task.kind in SEGMENTATION
         out = []
         batches = T.infer(
-            model, loader, device, self._amp(device), activation, channels_last=self.channels_last
+            model,
+            loader,
+            device,
+            self._amp(device),
+            activation,
+            channels_last=self.channels_last,
+            tta=tta,
         )
         for probs, sizes in batches:
             for p, (h, w) in zip(probs, sizes, strict=True):
@@ -415,6 +434,7 @@ class _Run:
         return _clock() - self.last_write >= 60.0 * self.config.checkpoint_minutes
 
     def validate(self) -> float:
+        # No TTA here whatever [train] tta says: this picks the best epoch (see the module doc).
         predictions = self.sub._collect(self.task, self.model, self.val_loader, self.device)
         return self.sub.validation_metric(self.task, self.val.targets, predictions)
 

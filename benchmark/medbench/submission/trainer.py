@@ -23,6 +23,7 @@ from torch import nn
 from medbench.errors import MedbenchError, SubmissionError
 from medbench.submission.api import seed_everything
 from medbench.submission.transforms import normalise
+from medbench.submission.tta import average_over_flips, check_mode
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -47,6 +48,9 @@ class TrainConfig:
     minute of training plus the epoch in progress, on every device, and a GPU whose epochs take
     a fraction of a second no longer spends its time writing weights. ``checkpoint_every = N``
     writes every N epochs instead (a resume then repeats at most N - 1 epochs).
+    ``tta``: test-time augmentation of the predictions (val and test; not the per-epoch
+    validation that picks the best epoch): ``"none"``, ``"hflip"`` (identity + left-right flip)
+    or ``"flips"`` (identity, left-right, up-down and both); see :mod:`medbench.submission.tta`.
     """
 
     epochs: int = 10
@@ -61,6 +65,7 @@ class TrainConfig:
     max_minutes: float | None = None
     image_size: int | None = None
     amp: bool = True
+    tta: str = "none"
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +84,7 @@ class TrainConfig:
             max_minutes=options.get("max_minutes"),
             image_size=options.get("image_size"),
             amp=bool(options.get("amp", cls.amp)),
+            tta=options.get("tta", cls.tta),
             options=options,
         )
         config.check()
@@ -110,6 +116,7 @@ class TrainConfig:
             raise SubmissionError(
                 f"[train] weight_decay must be 0 or more; got {self.weight_decay}"
             )
+        check_mode(self.tta, "[train]")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -174,18 +181,26 @@ def infer(
     activation: str,
     *,
     channels_last: bool = True,
+    tta: str = "none",
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (probabilities as float32 numpy, original ``(H, W)`` sizes) batch by batch.
 
     ``activation``: ``"softmax"`` over dim 1 (class logits) or ``"sigmoid"`` (channels).
+    ``tta``: a mode of :data:`~medbench.submission.tta.TTA_FLIPS`; the probabilities are
+    averaged over its flips (maps flipped back first).
     """
     model.eval()
-    for images, sizes in loader:
-        images = to_input(images, device, channels_last)
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(images)
         logits = logits.float()
-        probs = torch.softmax(logits, dim=1) if activation == "softmax" else torch.sigmoid(logits)
+        return torch.softmax(logits, dim=1) if activation == "softmax" else torch.sigmoid(logits)
+
+    for images, sizes in loader:
+        images = to_input(images, device, channels_last)
+        valid = [(int(h), int(w)) for h, w in sizes.tolist()]
+        probs = average_over_flips(forward, images, valid, tta)
         yield probs.cpu().numpy(), sizes.numpy()
 
 
