@@ -18,6 +18,7 @@ from typing import Any
 
 from medbench.errors import SubmissionError, UnknownNameError
 from medbench.submission.api import Submission
+from medbench.submission.heads import check_heads
 from medbench.submission.snapshot import content_hash  # noqa: F401 (re-exported: one definition)
 from medbench.submission.tta import check_mode
 
@@ -42,9 +43,10 @@ TRAIN_TYPES: dict[str, tuple[type, ...]] = {
     "backbone_lr": (float, int),
     "trainable_stages": (int,),
     "tta": (str,),
+    "heads": (str,),
 }
 # Keys whose value must also be one of a few: checked here, before a run is staged.
-_TRAIN_VALUE_CHECKS = {"tta": check_mode}
+_TRAIN_VALUE_CHECKS = {"tta": check_mode, "heads": check_heads}
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ import torch
 from torch import nn
 
 from medbench.errors import SubmissionError
+from medbench.submission import heads as H
 from medbench.submission import trainer as T
 from medbench.submission.api import Dataset, Prediction, RunContext, Submission, TaskInfo
 from medbench.submission.instances import instances_from_probabilities
@@ -141,9 +142,13 @@ class TorchSubmission(Submission):
 
     # --- helpers for subclasses ------------------------------------------------------------------
 
-    @staticmethod
-    def num_outputs(task: TaskInfo) -> int:
-        """Output channels the model must have: 2 (binary, instance), K (multiclass), C (masks)."""
+    def num_outputs(self, task: TaskInfo) -> int:
+        """Output channels the model must have: 2 (binary, instance), K (multiclass), C (masks);
+        K - 1 for a classifier with ``[train] heads = "cumulative"`` (one head per level)."""
+        config = getattr(self, "config", None)
+        heads = H.outputs(config.heads, task.kind, task.n_classes) if config is not None else None
+        if heads is not None:
+            return heads
         if task.kind in ("binary", "instance-segmentation"):
             return 2
         return task.n_classes
@@ -165,6 +170,11 @@ class TorchSubmission(Submission):
 
     def fit(self, task: TaskInfo, train: Dataset, val: Dataset, ctx: RunContext) -> None:
         self.config = TrainConfig.from_options(ctx.train)
+        if self.config.heads != "softmax" and task.kind not in H.CLASSIFICATION:
+            raise SubmissionError(
+                f"[train] heads = {self.config.heads!r} is for classification; {task.name!r} is "
+                f"{task.kind}"
+            )
         device = T.resolve_device(ctx.device)
         cuda = device.type == "cuda"
         if cuda:
@@ -241,6 +251,8 @@ class TorchSubmission(Submission):
         """Run ``model`` over ``loader`` and return predictions in the contract's shapes;
         ``tta``: probabilities averaged over flips (:mod:`medbench.submission.tta`)."""
         activation = "softmax" if task.kind in ("binary", "multiclass") else "sigmoid"
+        if H.outputs(self.config.heads, task.kind, task.n_classes) is not None:
+            activation = "cumulative"
         segmentation = task.kind in SEGMENTATION
         out = []
         batches = T.infer(
@@ -302,7 +314,10 @@ class _Run:
         self.config = sub.config
         self.workdir = Path(ctx.workdir)
         self.amp = sub._amp(device)
-        self.loss_fn = sub.loss(task).to(device)
+        # Cumulative heads bring their loss (binary cross-entropy per level), whatever loss()
+        # the submission defines for its softmax head.
+        cumulative = H.outputs(self.config.heads, task.kind, task.n_classes) is not None
+        self.loss_fn = (H.cumulative_loss() if cumulative else sub.loss(task)).to(device)
         self.optimizer = sub.optimizer(model, task)
         self.scheduler = sub.scheduler(self.optimizer, task)
         self.sampler = EpochSampler(len(train), ctx.seed)

@@ -22,6 +22,7 @@ from torch import nn
 
 from medbench.errors import MedbenchError, SubmissionError
 from medbench.submission.api import seed_everything
+from medbench.submission.heads import check_heads, class_probabilities
 from medbench.submission.transforms import normalise
 from medbench.submission.tta import average_over_flips, check_mode
 
@@ -51,6 +52,8 @@ class TrainConfig:
     ``tta``: test-time augmentation of the predictions (val and test; not the per-epoch
     validation that picks the best epoch): ``"none"``, ``"hflip"`` (identity + left-right flip)
     or ``"flips"`` (identity, left-right, up-down and both); see :mod:`medbench.submission.tta`.
+    ``heads``: ``"softmax"`` or ``"cumulative"`` (Gulshan et al.'s binary heads on ordered
+    classes, one per level); see :mod:`medbench.submission.heads`.
     """
 
     epochs: int = 10
@@ -66,6 +69,7 @@ class TrainConfig:
     image_size: int | None = None
     amp: bool = True
     tta: str = "none"
+    heads: str = "softmax"
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -85,6 +89,7 @@ class TrainConfig:
             image_size=options.get("image_size"),
             amp=bool(options.get("amp", cls.amp)),
             tta=options.get("tta", cls.tta),
+            heads=options.get("heads", cls.heads),
             options=options,
         )
         config.check()
@@ -117,6 +122,7 @@ class TrainConfig:
                 f"[train] weight_decay must be 0 or more; got {self.weight_decay}"
             )
         check_mode(self.tta, "[train]")
+        check_heads(self.heads, "[train]")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -185,7 +191,8 @@ def infer(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (probabilities as float32 numpy, original ``(H, W)`` sizes) batch by batch.
 
-    ``activation``: ``"softmax"`` over dim 1 (class logits) or ``"sigmoid"`` (channels).
+    ``activation``: ``"softmax"`` over dim 1 (class logits), ``"sigmoid"`` (channels) or
+    ``"cumulative"`` (sigmoid heads P(class >= k) -> class probabilities).
     ``tta``: a mode of :data:`~medbench.submission.tta.TTA_FLIPS`; the probabilities are
     averaged over its flips (maps flipped back first).
     """
@@ -195,6 +202,8 @@ def infer(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(images)
         logits = logits.float()
+        if activation == "cumulative":
+            return class_probabilities(torch.sigmoid(logits))
         return torch.softmax(logits, dim=1) if activation == "softmax" else torch.sigmoid(logits)
 
     for images, sizes in loader:
