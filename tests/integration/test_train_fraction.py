@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from medbench.cli import app
@@ -80,3 +82,21 @@ def test_a_bad_fraction_is_one_error_line(tmp_path):
         assert result.exit_code != 0 and said in result.output, result.output
         assert "Traceback" not in result.output
     assert not any(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.mirror
+def test_a_real_task_subset_keeps_each_class_share(tmp_path, mirror):
+    # breastmnist (MedMNIST v2): a quarter of its training images, each class rounded alone.
+    results = tmp_path / "results"
+    result = cli.invoke(
+        app,
+        ["run", str(ROOT / "submissions" / "lbp-svm"), "--task", "breastmnist", "--quiet",
+         "--train-fraction", "0.25", "--results-dir", str(results)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = read_record(results / "breastmnist" / "lbp-svm.frac0.25.seed0.json")
+    train = prepare(get_task("breastmnist")).split("train")
+    labels = np.asarray(train.targets).reshape(-1)
+    expected = sum(int(np.floor(0.25 * (labels == c).sum() + 0.5)) for c in (0, 1))
+    assert record["train_subset"]["n"] == expected and record["train_subset"]["of"] == len(labels)
+    assert record["status"] == "ok" and 0.5 < record["metrics"]["auc"]["value"] <= 1
