@@ -30,7 +30,7 @@ from medbench.data.files import sha256_file
 from medbench.data.prepare import prepare
 from medbench.errors import MedbenchError, PredictionError, RecordError
 from medbench.predictions import validate
-from medbench.results import now_utc, read_record, write_record
+from medbench.results import now_utc, read_record, record_files, write_record
 from medbench.saved import decode
 from medbench.scoring import report_fields, score_run, summarise
 from medbench.tasks import TaskSpec, get_task
@@ -147,15 +147,7 @@ def _from_columns(spec: TaskSpec, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def rescore_records(paths: list[Path], *, out: Path | None = None) -> list[Rescored]:
-    files: list[Path] = []
-    for p in paths:
-        files += (
-            sorted(f for f in p.rglob("*.json") if not f.name.startswith("."))
-            if p.is_dir()
-            else [p]
-        )
-    if not files:
-        raise MedbenchError(f"no result records in {', '.join(map(str, paths))}")
+    files = record_files(paths)
     results = []
     for f in files:
         try:

@@ -20,7 +20,7 @@ from typing import Any
 
 from medbench import __version__
 from medbench.data.files import locked, remove_stale_temporaries, sha256_bytes, write_json_atomic
-from medbench.errors import RecordError
+from medbench.errors import MedbenchError, RecordError
 
 SCHEMA = "medbench.result/2"
 SCHEMAS = ("medbench.result/1", SCHEMA)  # /1: before saved predictions, isolation, metric renames
@@ -88,6 +88,26 @@ def record_stem(record: dict[str, Any]) -> str:
     """:func:`entry_stem` of a record."""
     subset = record.get("train_subset") or {}
     return entry_stem(record["submission"]["name"], subset.get("fraction"))
+
+
+def record_files(paths: list[Path], *, error: type[MedbenchError] = MedbenchError) -> list[Path]:
+    """The record files named, and the ``*.json`` in the folders named (sorted), once each;
+    ``error`` (a :class:`MedbenchError`) when there are none."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*.json") if not f.name.startswith("."))
+        else:
+            files.append(p)
+    if not files:
+        raise error(f"no result records in {', '.join(map(str, paths))}")
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            unique.append(f)
+    return unique
 
 
 def record_path(results_dir: str | Path, task: str, submission: str, seed: int) -> Path:

@@ -21,7 +21,7 @@ from medbench.data.prepare import prepare
 from medbench.ensemble import check_members
 from medbench.errors import MedbenchError, PredictionError, RecordError
 from medbench.rescore import score_saved
-from medbench.results import read_record
+from medbench.results import read_record, record_files
 from medbench.saved import decode
 from medbench.tasks import get_task
 
@@ -125,16 +125,8 @@ def verify_record(path: str | Path) -> Verification:
 
 def verify_records(paths: list[Path]) -> list[Verification]:
     """Each record (or each record in a folder) verified; an unreadable one is reported too."""
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*.json") if not f.name.startswith("."))
-        else:
-            files.append(p)
-    if not files:
-        raise MedbenchError(f"no result records in {', '.join(map(str, paths))}")
     out = []
-    for f in files:
+    for f in record_files(paths):
         try:
             out.append(verify_record(f))
         except RecordError as exc:  # unreadable, edited after sealing, wrong field types

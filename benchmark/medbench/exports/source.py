@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medbench import results
 from medbench.errors import ExportError, MedbenchError, RecordError
 from medbench.leaderboard.export import rounded
 from medbench.results import read_record
@@ -105,21 +106,7 @@ def _check_per_case(path: Path, record: dict[str, Any]) -> None:
 
 def record_files(paths: list[Path]) -> list[Path]:
     """The record files named, and those in the folders named (``*.json``, sorted), once each."""
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*.json") if not f.name.startswith("."))
-        else:
-            files.append(p)
-    if not files:
-        raise ExportError(f"no result records in {', '.join(map(str, paths))}")
-    seen: set[Path] = set()
-    unique = []
-    for f in files:
-        if f.resolve() not in seen:
-            seen.add(f.resolve())
-            unique.append(f)
-    return unique
+    return results.record_files(paths, error=ExportError)
 
 
 def cell(value: Any) -> Any:
