@@ -181,7 +181,36 @@ def board_data(board: Board) -> dict[str, Any]:
         ],
         "rounds": rounds,
         "data_efficiency": _efficiency_data(board),
+        "subgroups": _subgroup_data(board),
     }
+
+
+def _subgroup_data(board: Board) -> list[dict[str, Any]]:
+    from medbench.leaderboard.subgroups import subgroup_tables
+
+    return [
+        {
+            "name": t.name,
+            "counts": t.counts,
+            "entries": [
+                {
+                    "submission": name,
+                    "values": {
+                        lab: {"value": rounded(c.value), "ci_low": rounded(c.ci_low),
+                              "ci_high": rounded(c.ci_high), "n": c.n}
+                        for lab, c in cells.items()
+                    },
+                    "gaps": [
+                        {"subgroup": g.label, "value": rounded(g.value), "p": rounded(g.p),
+                         "p_holm": rounded(g.p_holm), "flagged": g.flagged}
+                        for g in gaps
+                    ],
+                }  # fmt: skip
+                for name, cells, gaps in t.rows
+            ],
+        }
+        for t in subgroup_tables(board)
+    ]
 
 
 def _efficiency_data(board: Board) -> list[dict[str, Any]]:

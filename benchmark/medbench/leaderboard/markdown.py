@@ -21,6 +21,7 @@ from medbench.leaderboard.export import (
     rounded,
 )
 from medbench.leaderboard.stats import N_RANK, SEED
+from medbench.leaderboard.subgroups import N_GAP, subgroup_tables
 from medbench.leaderboard.transfer import COLUMNS as TRANSFER_COLUMNS
 from medbench.leaderboard.transfer import transfer_table
 from medbench.tasks import TaskSpec
@@ -124,6 +125,8 @@ def page_sections(
         ("table", _leaderboard_table(board, data, out_dir, submissions_root, multi_seed)),
         ("notes", _footnotes(board, data, multi_seed)),
     ]
+    if groups := _subgroup_section(board):
+        sections.append(("subgroups", groups))
     if efficiency := _efficiency_section(board):
         sections.append(("efficiency", efficiency))
     if coarse := _coarse_section(board):
@@ -246,6 +249,42 @@ def seed_spread(e: dict[str, Any]) -> str:
 
 def rank_interval(e: dict[str, Any]) -> str:
     return "–" if e["rank_low"] is None else f"[{e['rank_low']}, {e['rank_high']}]"
+
+
+def _subgroup_section(board: Board) -> list[str]:
+    """The primary metric per subgroup of the test cases, and each subgroup's gap to the rest."""
+    found = subgroup_tables(board)
+    if not found:
+        return []
+    p = board.spec.primary_metric
+    lines = [
+        "## Subgroups",
+        "",
+        f"Test `{p}` [95 % bootstrap CI] on each subgroup of the test cases the task declares "
+        "(committed with the split, never given to a submission), and the gap between a "
+        f"subgroup and the rest: an unpaired bootstrap ({N_GAP} resamples of each side), "
+        f"Holm-corrected over the table; ⚑ marks a gap significant at {board.alpha:g}.",
+    ]
+    for t in found:
+        two = len(t.labels) == 2
+        head = ["Entry"] + [f"{cell(lab)} (n = {t.counts[lab]})" for lab in t.labels]
+        gap_labels = t.labels[:1] if two else t.labels
+        for lab in gap_labels:
+            other = t.labels[1] if two else "rest"
+            head += [f"gap {cell(lab)} − {cell(other)}", "p (Holm)"]
+        table = [head]
+        for name, cells, gaps in t.rows:
+            row = [cell(name)]
+            row += [
+                with_ci(rounded(cells[lab].value), rounded(cells[lab].ci_low), rounded(cells[lab].ci_high))
+                for lab in t.labels
+            ]  # fmt: skip
+            for g in gaps:
+                shown = signed(rounded(g.value))
+                row += [f"**{shown}** ⚑" if g.flagged else shown, p_text(rounded(g.p_holm))]
+            table.append(row)
+        lines += ["", f"### By {cell(t.name)}", "", *_table(table)]
+    return lines
 
 
 def _efficiency_section(board: Board) -> list[str]:

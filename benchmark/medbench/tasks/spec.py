@@ -82,6 +82,21 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Subgroups:
+    """A partition of the test cases the leaderboard reports separately (hidden stratification).
+
+    ``column``: where a case's value comes from: ``"group"`` (the split file's group column),
+    ``"case_id"`` or ``"y_true"`` (the scored truth, for classification). Each case takes the
+    first ``(label, pattern)`` whose regular expression matches the whole value; cases that match
+    none are left out. Committed with the task: never handed to a submission.
+    """
+
+    name: str
+    column: str
+    labels: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """Everything that defines a task; bump ``version`` when splits, preparation or metrics change."""
 
@@ -108,6 +123,8 @@ class TaskSpec:
     # that are this task's positive class). A run on the fine task is also scored here, with
     # P(positive) = the sum of those classes' probabilities (medbench.coarse).
     coarse_of: tuple[str, tuple[int, ...]] | None = None
+    # Partitions of the test cases shown per subgroup on the leaderboard (medbench.leaderboard.subgroups)
+    subgroups: tuple[Subgroups, ...] = ()
 
     def metric(self, name: str) -> TaskMetric:
         """The task's metric ``name`` (KeyError if the task does not report it)."""

@@ -10,7 +10,7 @@ from medbench.tasks.catalog.common import (
     INSTANCE_POLICY,
     add,
 )
-from medbench.tasks.spec import InputSpec, Metric, Reference, TaskSpec
+from medbench.tasks.spec import InputSpec, Metric, Reference, Subgroups, TaskSpec
 from medbench.tasks.splits import SEED, located_in, split_frame, stratified_split
 
 # --- nuclei and cells ----------------------------------------------------------------------------
@@ -38,6 +38,19 @@ add(
         ),
         primary_metric="dsb_ap",
         policies=INSTANCE_POLICY,
+        # the split's image types, in three: the common 256x256 grey fluorescence tiles, the
+        # colour (stained tissue) images and the other grey ones
+        subgroups=(
+            Subgroups(
+                "image type",
+                "group",
+                (
+                    ("256x256 grey", "256x256-grey"),
+                    ("colour", r".*-colour"),
+                    ("other grey", r".*-grey"),
+                ),
+            ),
+        ),
         references=(
             Reference(
                 "Kaggle DSB 2018 stage-1 leaders",

@@ -14,7 +14,7 @@ from medbench.tasks.catalog.common import (
     binary_metrics,
     segmentation_metrics,
 )
-from medbench.tasks.spec import InputSpec, Reference, TaskSpec
+from medbench.tasks.spec import InputSpec, Reference, Subgroups, TaskSpec
 from medbench.tasks.splits import SEED, located_in, split_frame, stratified_split
 
 # --- chest radiographs (JSRT + SCR) --------------------------------------------------------------
@@ -51,6 +51,10 @@ add(
         ),
         # JSRT: 0.175 mm pixels at 2048x2048; at 256x256 one pixel is 8 of those.
         options=(("pixel_spacing_mm", 0.175 * 2048 / 256),),
+        # JSRT names its 154 nodule images JPCLN### and its 93 non-nodule images JPCNN###
+        subgroups=(
+            Subgroups("nodule", "case_id", (("nodule", r"JPCLN.*"), ("no nodule", r"JPCNN.*"))),
+        ),
     )
 )
 

@@ -12,7 +12,7 @@ from medbench.tasks.catalog.common import (
     add,
     binary_metrics,
 )
-from medbench.tasks.spec import InputSpec, Metric, Reference, TaskSpec
+from medbench.tasks.spec import InputSpec, Metric, Reference, Subgroups, TaskSpec
 from medbench.tasks.splits import SEED, located_in, split_frame, stratified_split
 
 # --- retinal photographs -------------------------------------------------------------------------
@@ -79,6 +79,12 @@ add(
             Metric("recall", "recall per grade"),
         ),
         primary_metric="qwk",
+        # what Gulshan et al. screen for: is the model as good on the referable eyes?
+        subgroups=(
+            Subgroups(
+                "referable (truth)", "y_true", (("referable", "2|3|4"), ("not referable", "0|1"))
+            ),
+        ),
     )
 )
 

@@ -12,7 +12,7 @@ from medbench.tasks.catalog.common import (
     add,
     binary_metrics,
 )
-from medbench.tasks.spec import InputSpec, Metric, Reference, TaskSpec
+from medbench.tasks.spec import InputSpec, Metric, Reference, Subgroups, TaskSpec
 from medbench.tasks.splits import SEED, split_frame, stratified_split
 
 # --- tuberculosis --------------------------------------------------------------------------------
@@ -52,6 +52,11 @@ add(
             ),
         ),
         options=(("operating_points", YOUDEN), ("group_column", "source")),
+        subgroups=(
+            Subgroups(
+                "hospital", "group", (("Shenzhen", "shenzhen"), ("Montgomery", "montgomery"))
+            ),
+        ),
     )
 )
 
