@@ -41,7 +41,8 @@ def test_subgroup_values_are_the_statistic_on_their_cases(lesions_with_parity, t
     ids, tables = case_tables(list(board.ranked))
     even = np.array([int(c[-1]) % 2 == 0 for c in ids])
     assert table.counts == {"even": int(even.sum()), "odd": int((~even).sum())}
-    for (name, cells, gaps), cases in zip(table.rows, tables, strict=True):
+    for (name, cells, gaps), cases, entry in zip(table.rows, tables, board.ranked, strict=True):
+        assert name == entry.name
         expected = roc_auc_score(cases["y_true"][even], cases["y_score"][even])
         assert cells["even"].value == pytest.approx(expected)
         assert cells["even"].ci_low <= cells["even"].value <= cells["even"].ci_high
