@@ -24,12 +24,14 @@ EXPECTED_TASKS = {
     "pneumoniamnist",
     "breastmnist",
     "tb-cxr",
+    "tb-cxr-montgomery-to-shenzhen",
+    "tb-cxr-shenzhen-to-montgomery",
     "toy-anatomy",
     "toy-lesions",
 }
 
 
-def test_the_catalogue_holds_the_fourteen_tasks():
+def test_the_catalogue_holds_the_sixteen_tasks():
     assert set(TASKS.names()) == EXPECTED_TASKS
     assert [s.name for s in all_tasks()] == sorted(EXPECTED_TASKS)
 

@@ -61,6 +61,45 @@ add(
 )
 
 
+# --- external sites: train at one hospital, test at the other -----------------------------------
+
+HOSPITALS = {"shenzhen": "Shenzhen", "montgomery": "Montgomery"}
+
+
+def _external(source: str, target: str) -> TaskSpec:
+    return TaskSpec(
+        name=f"tb-cxr-{source}-to-{target}",
+        version=1,
+        kind="binary",
+        classes=("normal", "tuberculosis"),
+        input=InputSpec((256, 256), 1),
+        dataset="tb-nlm",
+        modality="chest radiograph",
+        target="tb",
+        title=f"NLM TB, external site: trained at {HOSPITALS[source]}, tested at {HOSPITALS[target]}",
+        description=f"TB vs normal, trained and validated on {HOSPITALS[source]} images only and "
+        f"tested on every {HOSPITALS[target]} image, a hospital the model never saw (Touchstone, "
+        "BenchMD); the operating point is chosen on the training site's validation images and "
+        "reported on the external test set (threshold transfer, TorchXRayVision #151/#175).",
+        split_file=f"tb-cxr-{source}-to-{target}.csv",
+        split_sha256=EXTERNAL_SHA256[source],
+        split_note=f"train/val: {HOSPITALS[source]} stratified by label 80/20, fixed seed; test: "
+        f"all of {HOSPITALS[target]}",
+        metrics=binary_metrics(("youden",)),
+        primary_metric="auc",
+        policies=BINARY_POLICY,
+        options=(("operating_points", YOUDEN),),
+    )
+
+
+EXTERNAL_SHA256 = {
+    "shenzhen": "5354e8c06ebba6714da1953cb458c4182f49bbd99ffe3523e627bc7d8e2f3427",
+    "montgomery": "48995f31da1cc24e93d9743b8a22d66a1ca76ab738fb1c0fadf7db2d487c4a03",
+}
+add(_external("shenzhen", "montgomery"))
+add(_external("montgomery", "shenzhen"))
+
+
 def splits(data: Path) -> dict[str, pd.DataFrame]:
     """Stratified by source hospital x label 68/17/15 (the paper's proportions), from the
     mirror's label table (the split needs no images)."""
@@ -68,4 +107,12 @@ def splits(data: Path) -> dict[str, pd.DataFrame]:
     ids = [Path(n).stem for n in labels["image"]]
     strata = [f"{s}-{t}" for s, t in zip(labels["source"], labels["tb"], strict=True)]
     assign = stratified_split(ids, strata, {"train": 0.68, "val": 0.17, "test": 0.15}, seed=SEED)
-    return {"tb-cxr.csv": split_frame(assign, dict(zip(ids, labels["source"], strict=True)))}
+    sources = dict(zip(ids, labels["source"], strict=True))
+    out = {"tb-cxr.csv": split_frame(assign, sources)}
+    for source, target in (("shenzhen", "montgomery"), ("montgomery", "shenzhen")):
+        home = [i for i in ids if sources[i] == source]
+        tb = dict(zip(ids, labels["tb"], strict=True))
+        inner = stratified_split(home, [tb[i] for i in home], {"train": 0.8, "val": 0.2}, seed=SEED)
+        inner.update({i: "test" for i in ids if sources[i] == target})
+        out[f"tb-cxr-{source}-to-{target}.csv"] = split_frame(inner, sources)
+    return out
