@@ -110,6 +110,13 @@ def resolve_members(
                 f"member {m.entry!r} was scored on another version or split of {spec.name}: "
                 "re-run or `medbench rescore` it first"
             )
+    folder = (results_dir / spec.name).resolve()
+    for m in members:
+        if m.path.resolve().parent != folder:
+            raise MedbenchError(
+                f"member {m.entry!r} ({m.path}) is not in {results_dir / spec.name}: an ensemble "
+                "names its members beside it, so that `medbench verify` finds them"
+            )
     hashes = {m.record["task"].get("data_sha256") for m in members}
     if len(hashes) != 1:
         raise MedbenchError(

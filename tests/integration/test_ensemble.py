@@ -156,6 +156,7 @@ def test_ensemble_refuses_bad_input_with_one_line(tmp_path):
         (["cnn", "cnn", "lbp-svm"], "is the record of a run"),
         (["x", "cnn", str(results / "toy-anatomy" / "dummy.seed0.json")], "not toy-lesions"),
         (["bad/name", "cnn", "lbp-svm"], "ensemble name"),
+        (["x", "cnn", str(COMMITTED / "toy-lesions" / "lbp-svm.seed0.json")], "is not in"),
     ]
     for args, message in cases:
         result = cli.invoke(
