@@ -98,6 +98,10 @@ def derive(fine_path: str | Path, results_dir: str | Path | None = None) -> list
         raise MedbenchError(f"{fine_path} is a failed run: there is nothing to score")
     if record.get("derived"):
         raise MedbenchError(f"{fine_path} is itself derived from {record['derived']['fine_task']}")
+    if record.get("ensemble"):
+        raise MedbenchError(
+            f"{fine_path} is an ensemble: score its members on the coarse task, then ensemble them there"
+        )
     fine = get_task(record["task"]["name"])
     if record["task"].get("version") != fine.version:
         raise MedbenchError(

@@ -155,3 +155,11 @@ def test_the_runner_scores_a_fine_run_on_its_views_and_keeps_the_run_if_that_fai
     other = Outcome(Run(tmp_path / "sub", "toy-lesions", 0), "ok", {}, tmp_path / "y.json")
     monkeypatch.setattr(coarse, "derive", lambda path: pytest.fail("toy-lesions has no view"))
     _derive_coarse(other)
+
+
+@pytest.mark.mirror
+def test_coarse_refuses_an_ensemble_record(results):
+    out = cli.invoke(
+        app, ["coarse", str(results / "messidor2-grading" / "ensemble-models.seed0.json")]
+    )
+    assert out.exit_code != 0 and "is an ensemble" in out.output
