@@ -208,6 +208,33 @@ def test_without_the_sandbox_the_same_probe_finds_them(tmp_path, loopback_server
     assert str(home_secret) in message
 
 
+@pytest.mark.parametrize("isolation", ["sandbox", "none"])
+def test_a_run_on_a_training_fraction_cannot_reach_the_rest_of_the_training_set(
+    tmp_path, isolation
+):
+    # --train-fraction: the child is given a copy of its subset only. In the sandbox the full
+    # prepared training files are nowhere it can look; unsandboxed (the control) they are.
+    spec = get_task("toy-lesions")
+    full = prepare(spec).path / "train"
+    probe = json.dumps([str(full / "images.npy"), str(full / "targets.npy")])
+    result = run_cli(
+        str(HOSTILE / "probe"),
+        "--train-fraction", "0.25",
+        "--isolation", isolation,
+        "--set", f"probe={probe}",
+        "--results-dir", str(tmp_path / "results"),
+    )  # fmt: skip
+    rec = read_record(tmp_path / "results" / "toy-lesions" / "probe.frac0.25.seed0.json")
+    assert rec["train_subset"]["n"] < rec["train_subset"]["of"]
+    if isolation == "sandbox":
+        assert result.exit_code == 0 and rec["status"] == "ok", rec.get("error")
+    else:
+        assert (
+            rec["status"] == "failed"
+            and f"reached {full / 'images.npy'}" in rec["error"]["message"]
+        )
+
+
 def test_a_helper_started_in_fit_ends_with_the_run(tmp_path, request):
     tag = marker(request)
     result = run_cli(
@@ -930,5 +957,7 @@ def test_forged_stat_stamps_do_not_hide_a_changed_cache(fresh_home, tmp_path):
     # The damaged cache was rebuilt: the next run sees the original data, verified in full.
     ok = run_cli(str(DUMMY), "--task", "toy-lesions", "--results-dir", str(tmp_path))
     assert ok.exit_code == 0, ok.output
-    assert record_of(tmp_path, "toy-lesions", "dummy")["task"]["data_sha256"] == original.data_sha256
+    assert (
+        record_of(tmp_path, "toy-lesions", "dummy")["task"]["data_sha256"] == original.data_sha256
+    )
     load_prepared("toy-lesions").verify(full=True)
