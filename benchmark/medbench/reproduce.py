@@ -79,10 +79,16 @@ def reproduce(
             threads=threads,
             variant=record["submission"].get("variant"),
         )
-        outcome = compute_run(Run(folder, spec.name, int(record["seed"])), options, on_event)
+        fraction = (record.get("train_subset") or {}).get("fraction")  # --train-fraction runs
+        run = Run(folder, spec.name, int(record["seed"]), fraction)
+        outcome = compute_run(run, options, on_event)
     new = outcome.record or {}
     if outcome.status != "ok":
         raise MedbenchError(f"the reproduction failed: {outcome.message}")
+    if (new.get("train_subset") or {}).get("sha256") != (record.get("train_subset") or {}).get(
+        "sha256"
+    ):
+        raise MedbenchError("the reproduction trained on other training cases than the record")
     if new["task"]["data_sha256"] != record["task"]["data_sha256"]:
         raise MedbenchError(
             "the task's data differs from the record's (data hash "

@@ -101,3 +101,24 @@ def test_a_hand_edited_record_is_not_reproduced(tmp_path):
     refused = cli.invoke(app, ["reproduce", str(path)])
     assert refused.exit_code == 1
     assert "RecordError" in refused.stderr and "record_sha256" in refused.stderr
+
+
+def test_a_training_fraction_run_is_reproduced_on_the_same_subset(tmp_path, spy):
+    folder = ROOT / "submissions" / "lbp-svm"
+    result = run_cli(
+        str(folder),
+        "--task",
+        "toy-lesions",
+        "--train-fraction",
+        "0.5",
+        "--results-dir",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "toy-lesions" / "lbp-svm.frac0.5.seed0.json"
+    record = read_record(path)
+    again = cli.invoke(app, ["reproduce", str(path)])
+    assert again.exit_code == 0, again.output
+    [(new, rows, _)] = spy
+    assert new["train_subset"] == record["train_subset"]
+    assert new["metrics"] == record["metrics"] and all(r.within for r in rows)
