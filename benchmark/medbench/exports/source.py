@@ -32,9 +32,10 @@ class Source:
 
     @property
     def stem(self) -> str:
-        """``<task>.<submission>.seed<N>``: the start of every file exported from this record."""
+        """``<task>.<submission>.seed<N>`` (``<submission>.frac<F>`` for a run on a training
+        fraction): the start of every file exported from this record."""
         r = self.record
-        return f"{r['task']['name']}.{r['submission']['name']}.seed{r['seed']}"
+        return f"{r['task']['name']}.{results.record_stem(r)}.seed{r['seed']}"
 
     @property
     def case_ids(self) -> list[str]:
