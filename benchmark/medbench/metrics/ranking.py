@@ -96,13 +96,15 @@ def resampled_roc_auc(y_true, y_score, idx, *, keep=None) -> np.ndarray:
         ``(n_resamples,)`` AUCs; NaN (one ``RuntimeWarning``) where a resample holds one class.
     """
     y, (s,) = _binary_inputs(y_true, y_score=y_score)
-    counts = case_counts(idx, y.size)
-    if keep is not None:
-        counts = counts * np.asarray(keep, bool)[None, :]
     order = np.argsort(s, kind="stable")
     ranked = s[order]
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    drawn = counts[:, order]
+    place = np.empty_like(order)
+    place[order] = np.arange(order.size)  # a case's position in score order
+    # (n_resamples, n_cases) draws of each case, counted in score order (no column gather)
+    drawn = case_counts(place[np.asarray(idx, np.int64)], y.size)
+    if keep is not None:
+        drawn = drawn * np.asarray(keep, bool)[order][None, :]
     positive = y[order]
     pos = drawn * positive
     neg = drawn - pos
