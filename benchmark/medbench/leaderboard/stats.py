@@ -305,19 +305,46 @@ def resampled_values(
     """
     runs = [as_runs(t) for t in tables]
     flat = [t for r in runs for t in r.tables]
-    return _pool(_resampled_tables(stat, flat, n_resamples, seed), runs, n_resamples, seed)
+    exact = all(r.n_seeds == 1 for r in runs)
+    per_table = _resampled_tables(stat, flat, n_resamples, seed, exact=exact)
+    return _pool(per_table, runs, n_resamples, seed)
+
+
+def resampled_means(
+    values: np.ndarray, *, n_resamples: int, seed: int = SEED, exact: bool = True
+) -> np.ndarray:
+    """``(n_resamples, k)``: the nan-mean of each column of ``values`` (``(n_cases, k)``) on
+    the rows of :func:`medbench.metrics.resample_indices` (NaN where no drawn case is defined).
+
+    ``exact``: gather the resampled values and take ``np.nanmean``, the arithmetic of
+    :func:`medbench.metrics.rank_intervals` and :func:`~medbench.metrics.paired_bootstrap` to
+    the bit (single-seed boards keep their numbers); otherwise a matrix product of the draw
+    counts with the values, the same means up to rounding at a fraction of the cost (several
+    seeds: k grows with the runs).
+    """
+    n, k = values.shape
+    if exact:
+        chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=k)
+        return np.concatenate([np.nanmean(values[idx], axis=1) for idx in chunks])
+    defined = ~np.isnan(values)
+    filled, defined = np.where(defined, values, 0.0), defined.astype(np.float64)
+    out = []
+    for idx in M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=2):
+        counts = M.case_counts(idx, n).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append((counts @ filled) / (counts @ defined))
+    return np.concatenate(out)
 
 
 def _resampled_tables(
-    stat: Statistic, tables: list[Cases], n_resamples: int, seed: int
+    stat: Statistic, tables: list[Cases], n_resamples: int, seed: int, *, exact: bool
 ) -> np.ndarray:
     n = _n_cases(tables[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if stat.column is not None:
             matrix = np.stack([_column(t, stat.column) for t in tables], axis=1)
-            chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=len(tables))
-            return np.concatenate([np.nanmean(matrix[idx], axis=1) for idx in chunks])
+            return resampled_means(matrix, n_resamples=n_resamples, seed=seed, exact=exact)
         if stat.many is not None:
             chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=4)
             return np.concatenate(
@@ -426,14 +453,18 @@ class PairedTests:
         key = (i, np.packbits(keep).tobytes())
         if key not in self._means:
             runs = self.runs[i]
-            per_seed = np.stack([self._seed_mean(t, keep) for t in runs.tables], axis=1)
-            self._means[key] = pool_seeds(per_seed, seed_weights(runs, self.n_resamples))
+            # (n_kept, n_seeds): all seeds of the entry in one pass over the shared resamples
+            values = np.stack([_column(t, self.stat.column)[keep] for t in runs.tables], axis=1)
+            if runs.n_seeds == 1:  # exactly metrics.paired_bootstrap's means
+                chunks = M.resample_indices(
+                    values.shape[0], n_resamples=self.n_resamples, seed=SEED, width=2
+                )
+                means = [np.nanmean(values[:, 0][idx], axis=1) for idx in chunks]
+                self._means[key] = np.concatenate(means)
+            else:
+                per_seed = resampled_means(values, n_resamples=self.n_resamples, exact=False)
+                self._means[key] = pool_seeds(per_seed, seed_weights(runs, self.n_resamples))
         return self._means[key]
-
-    def _seed_mean(self, table: Cases, keep: np.ndarray) -> np.ndarray:
-        values = _column(table, self.stat.column)[keep]
-        chunks = M.resample_indices(values.size, n_resamples=self.n_resamples, seed=SEED, width=2)
-        return np.concatenate([np.nanmean(values[idx], axis=1) for idx in chunks])
 
 
 def paired_p_value(stat: Statistic, a: Cases | Runs, b: Cases | Runs) -> float:
