@@ -234,6 +234,8 @@ def figure_seeds(board: Board) -> bytes:
             values = np.array(entry.seed_values(metric), float)
             dx = np.linspace(-0.16, 0.16, values.size) if values.size > 1 else np.zeros(1)
             ax.plot(i + dx, values, "o", color=_colour(i), mec="black", mew=0.6, ms=5)
+        ax.use_sticky_edges = False  # a margin below the lowest bar, as above the highest
+        ax.autoscale_view()
         ax.set_xticks(range(n), names, rotation=30, ha="right")
         ax.set_xlim(-0.6, n - 0.4)
         better = "higher" if spec.primary.higher_is_better else "lower"
