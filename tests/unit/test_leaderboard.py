@@ -381,6 +381,7 @@ def test_returned_files_exist_and_cover_pages_and_figures(rendered):
             "figures/toy-lesions-roc.png",
             "figures/toy-lesions-reliability.png",
             "figures/toy-lesions-ranks.png",
+            "figures/toy-lesions-seeds.png",  # resnet has three seeds
             "figures/toy-anatomy-cases.png",
             "figures/toy-anatomy-ranks.png",
         ]
@@ -429,7 +430,7 @@ def test_a_fresh_process_renders_the_same_bytes(rendered, tmp_path):
 def test_figures_are_real_pngs(rendered):
     _, out, files = rendered
     pngs = [f for f in files if f.suffix == ".png"]
-    assert len(pngs) == 5
+    assert len(pngs) == 6
     for f in pngs:
         data = f.read_bytes()
         assert data.startswith(PNG_SIGNATURE), f
@@ -663,17 +664,23 @@ def test_latest_content_wins_even_when_older_content_has_more_seeds():
     assert cnn.seeds == (1,)
 
 
-def test_board_numbers_come_from_the_lowest_seed():
+def test_a_several_seed_entry_shows_its_seed_mean_and_keeps_its_lowest_seed_as_representative():
     board = next(b for b in build_boards(RESULTS) if b.spec.name == "toy-lesions")
-    resnet = next(r.entry for r in board.rows if r.entry.name == "resnet")
+    row = next(r for r in board.rows if r.entry.name == "resnet")
+    resnet = row.entry
     seed0 = read_record(RESULTS / "toy-lesions" / "resnet.seed0.json")
-    assert resnet.value("auc") == seed0["metrics"]["auc"]["value"]
+    assert resnet.value("auc") == seed0["metrics"]["auc"]["value"]  # the representative run
     values = [
         read_record(RESULTS / "toy-lesions" / f"resnet.seed{s}.json")["metrics"]["auc"]["value"]
         for s in range(3)
     ]
     mean, sd = resnet.seed_mean_sd("auc")
     assert mean == pytest.approx(np.mean(values)) and sd == pytest.approx(np.std(values, ddof=1))
+    assert row.summary.value == mean and row.summary.sd == sd  # the value shown
+    assert row.summary.ci_low < mean < row.summary.ci_high
+    assert row.summary.method.startswith("two-level bootstrap")
+    cnn = next(r for r in board.rows if r.entry.name == "cnn")  # one seed: as recorded
+    assert cnn.summary.ci_low == cnn.entry.metric("auc")["ci_low"]
     assert canonical_json(seed0)  # sanity: the record is canonical-JSON serialisable
 
 

@@ -5,7 +5,8 @@ same): did combining beat the best single member, by a difference the paired tes
 noise? A fine-to-coarse score (``medbench coarse``) against the same submission trained on the
 coarse labels (Esteva et al. 2017): did the finer labels help? A run with test-time
 augmentation (``[train] tta``) against the same run without it: what did the extra prediction
-time buy? All are ranked like any entry.
+time buy? All are ranked like any entry. Values, CIs and tests are the board's: an entry with
+several seeds shows its mean over seeds and is tested at two levels (seeds, then cases).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ class EnsembleRow:
 
 def ensemble_rows(board: Board) -> list[EnsembleRow]:
     spec = board.spec
-    metric = spec.primary_metric
     sign = 1 if spec.primary.higher_is_better else -1
     index = {e.name: i for i, e in enumerate(board.ranked)}
     rows = []
@@ -43,22 +43,22 @@ def ensemble_rows(board: Board) -> list[EnsembleRow]:
             continue
         info = entry.record["ensemble"]
         ranked = [m for m in entry.ensemble_of if m in index]
-        best = max(ranked, key=lambda m: sign * board.ranked[index[m]].value(metric), default=None)
+        best = max(ranked, key=lambda m: sign * board.summary(index[m]).value, default=None)
         best_value = delta = p = None
+        own = board.summary(i)
         if best is not None:
-            best_value = board.ranked[index[best]].value(metric)
-            delta = entry.value(metric) - best_value
-            p = paired_p_value(board.statistic, board.tables[i], board.tables[index[best]])
+            best_value = board.summary(index[best]).value
+            delta = own.value - best_value
+            p = paired_p_value(board.statistic, board.runs[i], board.runs[index[best]])
             p = None if p is None or math.isnan(p) else p
-        own = entry.metric(metric)
         rows.append(
             EnsembleRow(
                 entry.name,
                 str(info.get("combine", "")),
                 tuple((str(m.get("entry")), float(m.get("weight", 1.0))) for m in info["members"]),
-                entry.value(metric),
-                own.get("ci_low"),
-                own.get("ci_high"),
+                own.value,
+                own.ci_low,
+                own.ci_high,
                 best,
                 best_value,
                 delta,
@@ -87,23 +87,24 @@ class CoarseRow:
     p: float | None
 
 
+def _value(board: Board, i: int) -> Value:
+    shown = board.summary(i)
+    return Value(shown.value, shown.ci_low, shown.ci_high)
+
+
 def coarse_rows(board: Board) -> list[CoarseRow]:
-    metric = board.spec.primary_metric
     index = {e.name: i for i, e in enumerate(board.ranked)}
     rows = []
     for i, entry in enumerate(board.ranked):
         if entry.derived_from is None:
             continue
         base = entry.name.rsplit("@", 1)[0]
-        own = entry.metric(metric)
-        fine = Value(entry.value(metric), own.get("ci_low"), own.get("ci_high"))
+        fine = _value(board, i)
         coarse = delta = p = None
         if base in index:
-            other = board.ranked[index[base]]
-            m = other.metric(metric)
-            coarse = Value(other.value(metric), m.get("ci_low"), m.get("ci_high"))
+            coarse = _value(board, index[base])
             delta = fine.value - coarse.value
-            p = paired_p_value(board.statistic, board.tables[i], board.tables[index[base]])
+            p = paired_p_value(board.statistic, board.runs[i], board.runs[index[base]])
             p = None if math.isnan(p) else p
         names = tuple(entry.record["derived"].get("positive_class_names") or ())
         rows.append(CoarseRow(base, entry.derived_from, names, fine, coarse, delta, p))
@@ -128,7 +129,6 @@ class TtaRow:
 def tta_rows(board: Board) -> list[TtaRow]:
     """Entries with ``[train] tta`` on, each beside the entry of the same submission content and
     the same other ``[train]`` settings without it."""
-    metric = board.spec.primary_metric
 
     def key(entry) -> tuple[str, str]:
         train = {k: v for k, v in (entry.record.get("train") or {}).items() if k != "tta"}
@@ -146,16 +146,16 @@ def tta_rows(board: Board) -> list[TtaRow]:
             continue
         j = plain[key(e)]
         other = board.ranked[j]
-        a, b = other.metric(metric), e.metric(metric)
-        p = paired_p_value(board.statistic, board.tables[i], board.tables[j])
+        without, with_tta = _value(board, j), _value(board, i)
+        p = paired_p_value(board.statistic, board.runs[i], board.runs[j])
         rows.append(
             TtaRow(
                 other.name,
                 e.name,
                 str(mode),
-                Value(other.value(metric), a.get("ci_low"), a.get("ci_high")),
-                Value(e.value(metric), b.get("ci_low"), b.get("ci_high")),
-                e.value(metric) - other.value(metric),
+                without,
+                with_tta,
+                with_tta.value - without.value,
                 None if math.isnan(p) else p,
                 (
                     (other.record.get("timings") or {}).get("predict_s"),

@@ -7,9 +7,11 @@ Rules (stated again in every generated page):
   the most recently ``created`` record) count; older contents are superseded;
 - a submission's successful runs of that content form one entry; its failed runs are listed
   separately, never ranked;
-- the entry's value, CI, per-case data, comparisons and figures come from its run with the
-  lowest seed (seed 0 when present); the mean and standard deviation over all its seeds are
-  shown beside it.
+- an entry with one seed shows that run's value and recorded CI; an entry with several seeds
+  shows the mean over its seeds (and their standard deviation), and its CI, paired tests and
+  rank interval come from a two-level bootstrap over its seeds and the test cases
+  (:mod:`medbench.leaderboard.stats`); its other metrics, per-class values and per-case
+  figures are those of its run with the lowest seed (seed 0 when present).
 """
 
 from __future__ import annotations
@@ -77,6 +79,14 @@ class Entry:
 
     def seed_values(self, name: str) -> list[float]:
         return [_float((r.get("metrics", {}).get(name) or {}).get("value")) for r in self.records]
+
+    def shown_value(self, name: str) -> float:
+        """The value the board shows: the run's with one seed, else the mean over the seeds
+        whose value is defined (NaN when none is)."""
+        if len(self.records) == 1:
+            return self.value(name)
+        values = np.array([v for v in self.seed_values(name) if not math.isnan(v)])
+        return float(values.mean()) if values.size else float("nan")
 
     def seed_mean_sd(self, name: str) -> tuple[float, float] | None:
         """Mean and sample standard deviation over seeds (None with a single seed)."""
@@ -221,14 +231,38 @@ def case_tables(entries: list[Entry]) -> tuple[list[str], list[Cases]]:
     Returns the sorted common case ids and one ``{column: (n_common,) array}`` per entry. Truth
     columns must agree between entries (they were scored against the same labels).
     """
-    frames = []
+    return _aligned([(e.name, e.files[0], e.record) for e in entries])
+
+
+def run_tables(entries: list[Entry]) -> tuple[list[str], list[tuple[Cases, ...]]]:
+    """Per-case columns of every run (seed) of each entry, aligned on the case ids common to all
+    runs of all entries: the sorted common ids and, per entry, one table per seed (seed order).
+
+    With one seed per entry the tables are :func:`case_tables`'s.
+    """
+    runs = [
+        (e.name if len(e.records) == 1 else f"{e.name} (seed {r['seed']})", f, r)
+        for e in entries
+        for f, r in zip(e.files, e.records, strict=True)
+    ]
+    common, flat = _aligned(runs)
+    grouped, start = [], 0
     for e in entries:
-        per_case = e.record.get("per_case") or {}
+        grouped.append(tuple(flat[start : start + len(e.records)]))
+        start += len(e.records)
+    return common, grouped
+
+
+def _aligned(runs: list[tuple[str, Path, Record]]) -> tuple[list[str], list[Cases]]:
+    """``(label, file, record)`` per run -> the sorted common case ids and each run's columns."""
+    frames = []
+    for label, file, record in runs:
+        per_case = record.get("per_case") or {}
         if "case_id" not in per_case:
-            raise RecordError(f"result record of {e.name!r} ({e.files[0]}) has no per-case scores")
+            raise RecordError(f"result record of {label!r} ({file}) has no per-case scores")
         frame = pd.DataFrame(per_case)
         if frame["case_id"].duplicated().any():
-            raise RecordError(f"result record {e.files[0]} lists a case more than once")
+            raise RecordError(f"result record {file} lists a case more than once")
         frames.append(frame.set_index("case_id"))
     common = sorted(set.intersection(*(set(f.index) for f in frames))) if frames else []
     tables = []
@@ -244,10 +278,10 @@ def case_tables(entries: list[Entry]) -> tuple[list[str], list[Cases]]:
             )
         tables.append(table)
     for col in _INTEGER_COLUMNS[:1]:
-        for e, t in zip(entries[1:], tables[1:], strict=True):
+        for (label, _, _), t in zip(runs[1:], tables[1:], strict=True):
             if col in t and col in tables[0] and not np.array_equal(t[col], tables[0][col]):
                 raise RecordError(
-                    f"result records of {entries[0].name!r} and {e.name!r} disagree on the truth of "
+                    f"result records of {runs[0][0]!r} and {label!r} disagree on the truth of "
                     f"their common cases ({col}); they were not scored on the same labels"
                 )
     return common, tables

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from medbench.leaderboard.board import Board, Row
-from medbench.leaderboard.stats import N_RANK, SEED
+from medbench.leaderboard.stats import N_PAIRED, N_RANK, SEED, SEED_METHOD
 from medbench.tasks import Reference, TaskSpec
 
 DIGITS = 6  # decimals kept in CSV/JSON; markdown shows 3 of them
@@ -49,8 +49,7 @@ def class_columns(board: Board) -> list[str]:
 
 
 def _entry_data(board: Board, row: Row) -> dict[str, Any]:
-    spec, e = board.spec, row.entry
-    primary = e.metric(spec.primary_metric)
+    spec, e, shown = board.spec, row.entry, row.summary
     mean_sd = e.seed_mean_sd(spec.primary_metric)
     timings = e.record.get("timings") or {}
     return {
@@ -62,17 +61,21 @@ def _entry_data(board: Board, row: Row) -> dict[str, Any]:
         "summary": e.record["submission"].get("summary", ""),
         "path": e.path,
         "content_sha256": e.record["submission"].get("content_sha256"),
-        "value": rounded(primary.get("value")),
-        "ci_low": rounded(primary.get("ci_low")),
-        "ci_high": rounded(primary.get("ci_high")),
-        "ci_method": primary.get("method", ""),
+        "value": rounded(shown.value),
+        "ci_low": rounded(shown.ci_low),
+        "ci_high": rounded(shown.ci_high),
+        "ci_method": shown.method,
         "seeds": list(e.seeds),
         "seed_mean": rounded(mean_sd[0]) if mean_sd else None,
         "seed_sd": rounded(mean_sd[1]) if mean_sd else None,
+        "seed_values": [rounded(v) for v in e.seed_values(spec.primary_metric)],
         "delta": rounded(row.delta),
         "p_raw": rounded(row.p_raw),
         "p_holm": rounded(row.p_holm),
-        "n_undefined": _undefined(primary),
+        # several seeds: the largest count among them (each seed's mean leaves out its own)
+        "n_undefined": max(
+            _undefined((r.get("metrics") or {}).get(spec.primary_metric) or {}) for r in e.records
+        ),
         "metrics": {m: rounded(e.value(m)) for m in other_metrics(board)},
         "metrics_n_undefined": {m: _undefined(e.metric(m)) for m in other_metrics(board)},
         "per_class": {
@@ -88,6 +91,14 @@ def _entry_data(board: Board, row: Row) -> dict[str, Any]:
         "fit_s": rounded(timings.get("fit_s")),
         "records": [str(f.name) for f in e.files],
     }
+
+
+SEED_REFERENCES = (
+    "Owen 2007, The pigeonhole bootstrap, Annals of Applied Statistics 1(2):386-411",
+    "Davison & Hinkley 1997, Bootstrap Methods and their Application, section 3.8 "
+    "(hierarchical data)",
+    "Bouthillier et al. 2021, Accounting for variance in machine learning benchmarks, MLSys",
+)
 
 
 def _undefined(metric: dict[str, Any]) -> int:
@@ -163,6 +174,13 @@ def board_data(board: Board) -> dict[str, Any]:
         "paired_test": board.paired_test,
         "alpha": board.alpha,
         "rank_interval": {"resamples": N_RANK, "seed": SEED, "level": 0.95},
+        "seed_statistics": {
+            "two_level": board.multi_seed,
+            "method": SEED_METHOD.format(n=N_PAIRED, seed=SEED),
+            "applies_to": "entries with several seeds: value (mean over seeds), CI, paired "
+            "tests and rank interval; an entry with one seed keeps its run's numbers",
+            "references": list(SEED_REFERENCES),
+        },
         "entries": [_entry_data(board, r) for r in board.rows],
         "anchors": _anchors(spec),
         "failed": [
@@ -256,6 +274,8 @@ def _csv_rows(data: dict[str, Any], others: list[str], classes: list[str]) -> li
             f"{p}_n_undefined": e["n_undefined"],
             f"{p}_seed_mean": e["seed_mean"],
             f"{p}_seed_sd": e["seed_sd"],
+            f"{p}_seed_values": " ".join("nan" if v is None else repr(v) for v in e["seed_values"]),
+            f"{p}_ci_method": e["ci_method"],
             "delta_to_leader": e["delta"],
             "p_raw": e["p_raw"],
             "p_holm": e["p_holm"],
@@ -306,7 +326,8 @@ def render_csv(board: Board) -> str:
     others, classes = other_metrics(board), class_columns(board)
     header = [
         "status", "rank", "tied", "submission", "seeds", p, f"{p}_ci_low", f"{p}_ci_high",
-        f"{p}_n_undefined", f"{p}_seed_mean", f"{p}_seed_sd", "delta_to_leader", "p_raw", "p_holm",
+        f"{p}_n_undefined", f"{p}_seed_mean", f"{p}_seed_sd", f"{p}_seed_values", f"{p}_ci_method",
+        "delta_to_leader", "p_raw", "p_holm",
         *others, *(f"{m}_n_undefined" for m in others), *(f"{p}_{c}" for c in classes),
         *(f"{p}_{c}_n_undefined" for c in classes), "rank_low", "rank_high", "device", "isolation", "fit_s", "note",
     ]  # fmt: skip

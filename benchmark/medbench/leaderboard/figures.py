@@ -1,4 +1,5 @@
-"""Leaderboard figures (matplotlib, Agg, PNG): ROC curves, reliability, per-case scores, rank blobs.
+"""Leaderboard figures (matplotlib, Agg, PNG): ROC curves, reliability, per-case scores, rank blobs,
+seeds.
 
 Figures are drawn on bare :class:`~matplotlib.figure.Figure` objects (no pyplot state, no global
 backend switch), under matplotlib's default style, and saved without the ``Software`` tag, so
@@ -211,6 +212,43 @@ def figure_ranks(board: Board) -> bytes:
         return _png(fig)
 
 
+def figure_seeds(board: Board) -> bytes:
+    """Each entry's primary value per seed (points, seeds in order from left to right), the
+    value the board shows (line: the mean over seeds) and its 95 % interval (bar): the two-level
+    bootstrap interval for an entry with several seeds, the recorded CI for an entry with one."""
+    spec = board.spec
+    metric = spec.primary_metric
+    n, note = _top(board, MAX_COLUMNS)
+    names = [e.name for e in board.ranked[:n]]
+    with _style():
+        fig = Figure(figsize=(max(6.0, 1.5 + 0.9 * n), 4.8))
+        ax = fig.subplots()
+        for i, entry in enumerate(board.ranked[:n]):
+            shown = board.summary(i)
+            if shown.ci_low is not None and shown.ci_high is not None:
+                ax.bar(
+                    i, shown.ci_high - shown.ci_low, bottom=shown.ci_low, width=0.56,
+                    color=_colour(i), alpha=0.3, edgecolor=_colour(i), linewidth=1,
+                )  # fmt: skip
+            ax.hlines(shown.value, i - 0.28, i + 0.28, color="black", lw=1.5)
+            values = np.array(entry.seed_values(metric), float)
+            dx = np.linspace(-0.16, 0.16, values.size) if values.size > 1 else np.zeros(1)
+            ax.plot(i + dx, values, "o", color=_colour(i), mec="black", mew=0.6, ms=5)
+        ax.use_sticky_edges = False  # a margin below the lowest bar, as above the highest
+        ax.autoscale_view()
+        ax.set_xticks(range(n), names, rotation=30, ha="right")
+        ax.set_xlim(-0.6, n - 0.4)
+        better = "higher" if spec.primary.higher_is_better else "lower"
+        ax.set(
+            ylabel=f"test {metric} ({better} is better)",
+            title=f"{spec.name}: {metric} per seed{note}\npoints: seeds; line: mean over seeds\n"
+            "bar: 95 % interval (two-level bootstrap; one seed: recorded CI)",
+        )
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        return _png(fig)
+
+
 def figure_efficiency(board: Board) -> bytes:
     """Primary metric [95 % CI] against training cases (log x), one line per entry."""
     eff = board.efficiency
@@ -249,7 +287,8 @@ def figure_efficiency(board: Board) -> bytes:
 
 
 def figures_for(board: Board) -> dict[str, bytes]:
-    """``{suffix: png}`` for a task: ROC and reliability (binary), per-case (segmentation), ranks."""
+    """``{suffix: png}`` for a task: ROC and reliability (binary), per-case (segmentation), ranks,
+    and the seeds figure when an entry has several seeds."""
     if not board.ranked:
         return {}
     out = {}
@@ -262,6 +301,8 @@ def figures_for(board: Board) -> dict[str, bytes]:
         out["cases"] = figure_cases(board)
     if board.intervals is not None:
         out["ranks"] = figure_ranks(board)
+    if board.multi_seed:
+        out["seeds"] = figure_seeds(board)
     if (worst := leader_gallery(board)) is not None:
         out["worst"] = worst
     if board.efficiency is not None and board.efficiency.curves:

@@ -126,7 +126,7 @@ def render_index_page(boards: list[Board]) -> str:
     values = []
     for name, row in zip(tasks, rows, strict=True):
         board = by_name[name]
-        leader = board.rows[0].entry.value(board.spec.primary_metric) if board.rows else None
+        leader = board.rows[0].summary.value if board.rows else None
         anchor = best_anchor(board.spec)
         values.append(
             [
@@ -418,7 +418,11 @@ def ci_svg(board: Board, metric: str) -> str:
     bands = _bands(board.rows)
     points = []
     for row in rows:
-        m = row.entry.metric(metric)
+        if metric == spec.primary_metric:  # as the table shows it (several seeds: pooled)
+            m = {"value": row.summary.value, "ci_low": row.summary.ci_low,
+                 "ci_high": row.summary.ci_high}  # fmt: skip
+        else:
+            m = row.entry.metric(metric)
         points.append(
             (_finite(m.get("value")), _finite(m.get("ci_low")), _finite(m.get("ci_high")))
         )
@@ -467,7 +471,14 @@ def ci_svg(board: Board, metric: str) -> str:
     for t in _ticks(lo, hi):
         svg.append(f'<line class="tick" x1="{x(t)}" x2="{x(t)}" y1="{bottom}" y2="{bottom + 5}"/>')
         svg.append(f'<text x="{x(t)}" y="{bottom + 18}" text-anchor="middle">{esc(num(t))}</text>')
-    svg += ["</svg>", f"<figcaption>{esc(label)}, 95 % CI as recorded</figcaption>", "</figure>"]
+    caption = f"{label}, 95 % CI as recorded"
+    if board.multi_seed:
+        caption += (
+            "; an entry with several seeds: the mean over seeds and its two-level bootstrap CI"
+            if metric == spec.primary_metric
+            else " (an entry with several seeds: its lowest seed's run)"
+        )
+    svg += ["</svg>", f"<figcaption>{esc(caption)}</figcaption>", "</figure>"]
     return "\n".join(svg)
 
 

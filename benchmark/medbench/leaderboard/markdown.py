@@ -20,7 +20,7 @@ from medbench.leaderboard.export import (
     other_metrics,
     rounded,
 )
-from medbench.leaderboard.stats import N_RANK, SEED
+from medbench.leaderboard.stats import N_PAIRED, N_RANK, SEED
 from medbench.leaderboard.subgroups import N_GAP, subgroup_tables
 from medbench.leaderboard.transfer import COLUMNS as TRANSFER_COLUMNS
 from medbench.leaderboard.transfer import transfer_table
@@ -474,6 +474,7 @@ def _figure_title(path: Path) -> str:
         "ranks": "Rank stability",
         "worst": "The leader's worst test cases",
         "efficiency": "Data efficiency",
+        "seeds": "Seeds",
     }.get(kind, kind)
 
 
@@ -513,9 +514,50 @@ def _header(board: Board, data: dict[str, Any]) -> list[str]:
 
 def _footnotes(board: Board, data: dict[str, Any], multi_seed: bool) -> list[str]:
     alpha = board.alpha
+    value = _value_note(data, multi_seed) if not board.multi_seed else _seed_value_note(data)
     notes = [
         "How to read this table:",
         "",
+        value,
+        "- **Which runs count**: per submission, only the runs of its newest content (the content hash of the "
+        "most recently created record); runs of older contents are superseded.",
+        f"- **Paired test**: {board.paired_test}, on the {board.n_common} test cases common to all ranked "
+        + ("runs" if board.multi_seed else "entries")
+        + " (matched by case id). Two-sided; an undefined p-value counts as 1.",
+        f"- **Ranks and ties**: entries are ordered by value. Round 1 compares the leader with every other "
+        f"entry; the p-values are Holm-corrected over those comparisons, and every entry whose corrected "
+        f"p-value is at least {alpha:g} (not significantly different) shares rank 1 with the leader (marked "
+        "`1=`). The best entry not yet ranked then leads the next round against the remaining entries (a "
+        "new Holm family), and its group takes the next free rank (competition ranking: 1=, 1=, 3, ...). "
+        "Rows are sorted by rank, then by value. *p vs leader* is the Holm-corrected p-value of round 1.",
+        f"- **Rank 95 % interval**: {N_RANK} bootstrap resamples of the test cases (seed {SEED}); each "
+        "entry's primary metric is recomputed on each resample and the entries ranked; the interval holds "
+        "the central 95 % of an entry's ranks (Wiesenfarth et al. 2021, challengeR)."
+        + (
+            " An entry with several seeds is resampled at two levels (below)."
+            if board.multi_seed
+            else ""
+        ),
+    ]
+    if board.multi_seed:
+        notes.append(_seed_note(board))
+    notes.append(
+        "- **Isolation**: `sandbox`: the run's code ran in medbench's sandbox (bubblewrap: no test labels, "
+        "no network, nothing of the scoring side in its file system, opaque case ids). **none** ⚠: it did "
+        "not (`--isolation none`, or a record made before medbench recorded isolation), so nothing but "
+        "trust in the submitter kept its code from the test labels."
+    )
+    if data["anchors"]:
+        notes.append(
+            f"- *{ANCHOR}*: numbers reported by papers, not re-run here; their data, split or "
+            "protocol differ (see each note), so they are shown for orientation only and not ranked."
+        )
+    return notes
+
+
+def _value_note(data: dict[str, Any], multi_seed: bool) -> str:
+    """The value note of a board whose ranked entries have one seed each."""
+    return (
         "- **Value**: the primary metric of the entry's run with the lowest seed (seed 0 when present), with "
         "its 95 % confidence interval as recorded"
         + (
@@ -529,31 +571,50 @@ def _footnotes(board: Board, data: dict[str, Any], multi_seed: bool) -> list[str
             "(sample standard deviation)."
             if multi_seed
             else ""
-        ),
-        "- **Which runs count**: per submission, only the runs of its newest content (the content hash of the "
-        "most recently created record); runs of older contents are superseded.",
-        f"- **Paired test**: {board.paired_test}, on the {board.n_common} test cases common to all ranked "
-        "entries (matched by case id). Two-sided; an undefined p-value counts as 1.",
-        f"- **Ranks and ties**: entries are ordered by value. Round 1 compares the leader with every other "
-        f"entry; the p-values are Holm-corrected over those comparisons, and every entry whose corrected "
-        f"p-value is at least {alpha:g} (not significantly different) shares rank 1 with the leader (marked "
-        "`1=`). The best entry not yet ranked then leads the next round against the remaining entries (a "
-        "new Holm family), and its group takes the next free rank (competition ranking: 1=, 1=, 3, ...). "
-        "Rows are sorted by rank, then by value. *p vs leader* is the Holm-corrected p-value of round 1.",
-        f"- **Rank 95 % interval**: {N_RANK} bootstrap resamples of the test cases (seed {SEED}); each "
-        "entry's primary metric is recomputed on each resample and the entries ranked; the interval holds "
-        "the central 95 % of an entry's ranks (Wiesenfarth et al. 2021, challengeR).",
-        "- **Isolation**: `sandbox`: the run's code ran in medbench's sandbox (bubblewrap: no test labels, "
-        "no network, nothing of the scoring side in its file system, opaque case ids). **none** ⚠: it did "
-        "not (`--isolation none`, or a record made before medbench recorded isolation), so nothing but "
-        "trust in the submitter kept its code from the test labels.",
-    ]
-    if data["anchors"]:
-        notes.append(
-            f"- *{ANCHOR}*: numbers reported by papers, not re-run here; their data, split or "
-            "protocol differ (see each note), so they are shown for orientation only and not ranked."
         )
-    return notes
+    )
+
+
+def _seed_value_note(data: dict[str, Any]) -> str:
+    """The value note of a board with an entry of several seeds."""
+    single = next((e["ci_method"] for e in data["entries"] if len(e["seeds"]) == 1), "")
+    return (
+        "- **Value**: an entry with one seed shows its run's primary metric with the 95 % confidence "
+        "interval as recorded"
+        + (f" ({single})" if single else "")
+        + ". An entry with several seeds "
+        "(runs of the same submission content) shows the **mean over its seeds**, with the 95 % interval of "
+        "the two-level bootstrap below; *mean ± sd over seeds* repeats that mean with the sample standard "
+        "deviation over seeds, and *n undef.* is the largest count among its seeds. Its other metrics, "
+        "per-class values and per-case figures (ROC, reliability, per-case scores) are those of its run "
+        "with the lowest seed (seed 0 when present); the seeds figure shows every seed."
+    )
+
+
+def _seed_note(board: Board) -> str:
+    auc = (
+        " For a binary AUC, two entries with one seed each keep DeLong's test; a pair in which either "
+        "entry has several seeds is tested with the two-level paired bootstrap of the AUC difference."
+        if board.statistic.delong
+        else ""
+    )
+    return (
+        "- **Seeds in the statistics**: for an entry with several seeds, every bootstrap (its CI, "
+        f"{N_PAIRED} resamples; the paired tests; the rank interval; seed {SEED}) resamples at two levels: "
+        "each resample first draws the entry's seeds with replacement (as many as it has, each entry from its "
+        "own), then the test cases (the same resampled cases for every entry and seed, so comparisons stay "
+        "paired), and the entry's value on the resample is the mean over its drawn seeds of the primary metric on "
+        "the drawn cases. So the spread between training runs counts in every interval and test. Seeds and "
+        "test cases are crossed (every run is scored on the same cases), and resampling both independently "
+        "is the pigeonhole bootstrap (Owen 2007; see also Davison & Hinkley 1997, §3.8, on resampling each "
+        "level of a multi-level design). Bouthillier et al. (2021, *Accounting for variance in machine "
+        "learning benchmarks*) show that training randomness (initialisation, data order, augmentation) "
+        "moves benchmark results markedly, besides the sampling of the test set, and recommend accounting "
+        "for both."
+        " An entry with one seed has no seed level (its numbers are its run's: nothing measures its seed "
+        "spread), and two or three seeds give only a coarse seed level; more seeds estimate it better."
+        f"{auc}"
+    )
 
 
 def render_index(boards: list[Board]) -> str:

@@ -1,8 +1,22 @@
 """What a leaderboard computes from per-case scores: the primary statistic, paired tests between
-entries, the tie rule and bootstrap rank intervals (Wiesenfarth et al. 2021, challengeR)."""
+entries, the tie rule and bootstrap rank intervals (Wiesenfarth et al. 2021, challengeR).
+
+An entry with several seeds (runs of the same content) enters every bootstrap here through a
+two-level resample: each resample first draws the entry's seeds with replacement (each entry
+from its own seeds, :func:`seed_weights`), then the test cases (the same resampled cases for
+every entry and seed, so comparisons stay paired); the entry's statistic on the resample is the
+mean over its drawn seeds of the statistic on the drawn cases. Seeds and cases are crossed
+(every run is scored on the same test cases), and resampling both factors independently is
+Owen's (2007) pigeonhole bootstrap; Davison & Hinkley (1997, section 3.8) discuss resampling at
+each level of a multi-level design. Bouthillier et al. (2021) show why both levels matter:
+training randomness (initialisation, data order, augmentation) moves benchmark results
+markedly, besides the sampling of the test set. An entry with one seed has no seed level: its
+numbers are exactly the single-run ones (DeLong's test between two such entries on a binary AUC).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,9 +34,13 @@ from medbench.scoring import context_for
 from medbench.tasks import TaskSpec
 
 ALPHA = 0.05
-N_PAIRED = 2000  # resamples of a paired bootstrap
+N_PAIRED = 2000  # resamples of a paired bootstrap (and of a several-seed entry's CI)
 N_RANK = 1000  # resamples of the rank intervals
 SEED = 0
+SEED_STREAM = 1  # the seed draws' random stream: apart from the case draws, default_rng(SEED)
+SEED_METHOD = (
+    "two-level bootstrap (seeds, then test cases; {n} resamples, seed {seed}), percentile interval"
+)
 
 
 @dataclass(frozen=True)
@@ -51,19 +69,33 @@ class Statistic:
             n = len(next(iter(cases.values())))
             return float(self.whole(cases, np.arange(n) if idx is None else idx))
 
-    def test(self, n_resamples: int = N_PAIRED) -> str:
-        """The paired test, in words (for the page's footnote)."""
-        if self.delong:
+    def test(self, n_resamples: int = N_PAIRED, *, seeds: bool = False) -> str:
+        """The paired test, in words (for the page's footnote); ``seeds``: some entry has
+        several seeds, which the test then resamples too (see the module docstring)."""
+        if self.delong and not seeds:
             return "DeLong's test for two correlated ROC curves on the per-case scores"
-        if self.column is not None:
+        if self.delong:
             return (
+                "DeLong's test for two correlated ROC curves on the per-case scores when both "
+                "entries have one seed, else the two-level paired bootstrap "
+                f"({n_resamples} resamples, seed {SEED}) of the difference in `{self.metric}` "
+                "(both entries recomputed on the same resampled cases, each on its own resampled "
+                "seeds)"
+            )
+        if self.column is not None:
+            text = (
                 f"paired bootstrap ({n_resamples} resamples of cases, seed {SEED}) of the mean "
                 f"difference in the per-case `{self.column}` (cases undefined for either entry dropped)"
             )
-        return (
+            return text if not seeds else text[:-1] + " in any of its seeds); " + _TWO_LEVEL
+        text = (
             f"paired bootstrap ({n_resamples} resamples of cases, seed {SEED}): `{self.metric}` "
             "recomputed for both entries on the same resampled cases"
         )
+        return text if not seeds else f"{text}; {_TWO_LEVEL}"
+
+
+_TWO_LEVEL = "an entry with several seeds is resampled at two levels (its seeds, then the cases)"
 
 
 def _column(cases: Cases, name: str) -> np.ndarray:
@@ -202,19 +234,117 @@ def paired_resamples(n_comparisons: int, *, alpha: float = ALPHA) -> int:
     return max(N_PAIRED, math.ceil(4 * max(n_comparisons, 0) / alpha))
 
 
+@dataclass(frozen=True)
+class Runs:
+    """One entry's per-case columns: one table per run (seed, in seed order), on the same cases.
+
+    ``key`` (the entry's name) seeds the entry's own draws of its seeds, so an entry draws the
+    same seeds on every board and in every comparison it is in.
+    """
+
+    tables: tuple[Cases, ...]
+    key: str = ""
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.tables)
+
+
+def as_runs(table: Cases | Runs) -> Runs:
+    """A plain table is one run: an entry with one seed."""
+    return table if isinstance(table, Runs) else Runs((table,))
+
+
+def seed_weights(runs: Runs, n_resamples: int, *, seed: int = SEED) -> np.ndarray | None:
+    """``(n_resamples, n_seeds)``: the share of each seed among the ``n_seeds`` seeds drawn with
+    replacement on each resample (rows sum to 1); None for one seed (weight 1 everywhere).
+
+    The draws are the rows of ``default_rng([seed, SEED_STREAM, h]).integers(0, k, (n, k))``, with
+    ``h`` from the SHA-256 of ``runs.key``: independent of the case draws and between entries,
+    the same in every process, and the first rows of a longer run are a shorter run's rows.
+    """
+    k = runs.n_seeds
+    if k == 1:
+        return None
+    h = int.from_bytes(hashlib.sha256(runs.key.encode()).digest()[:8], "big")
+    draws = np.random.default_rng([seed, SEED_STREAM, h]).integers(0, k, size=(n_resamples, k))
+    return M.case_counts(draws, k) / k
+
+
+def pool_seeds(per_seed: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """``(n_resamples,)``: on each resample, the mean over the drawn seeds of ``per_seed``
+    (``(n_resamples, n_seeds)``, each seed's statistic on the resampled cases); NaN where a
+    drawn seed's value is. With one seed (``weights`` None): that seed's values, unchanged."""
+    if weights is None:
+        return per_seed[:, 0]
+    return np.where(weights > 0, weights * per_seed, 0.0).sum(axis=1)
+
+
+def _pool(per_table: np.ndarray, runs: Sequence[Runs], n_resamples: int, seed: int) -> np.ndarray:
+    """Columns of ``per_table`` (every run of every entry, in order) -> one column per entry."""
+    out, start = [], 0
+    for r in runs:
+        block = per_table[:, start : start + r.n_seeds]
+        out.append(pool_seeds(block, seed_weights(r, n_resamples, seed=seed)))
+        start += r.n_seeds
+    return np.stack(out, axis=1)
+
+
 def resampled_values(
-    stat: Statistic, tables: Sequence[Cases], *, n_resamples: int, seed: int = SEED
+    stat: Statistic, tables: Sequence[Cases | Runs], *, n_resamples: int, seed: int = SEED
 ) -> np.ndarray:
     """``(n_resamples, n_entries)``: each entry's statistic recomputed on the same resampled cases.
 
     The resamples are the rows of ``default_rng(seed).integers(0, n, (n_resamples, n))``, so the
-    first k rows of a longer run are the k rows of a shorter one. A statistic with a vectorised
-    form (``stat.many``: AUC, macro AUC) takes each chunk of resamples in one numpy pass per
-    entry; others are recomputed resample by resample.
+    first k rows of a longer run are the k rows of a shorter one. A per-case mean takes each
+    chunk of resamples in one numpy pass over all entries (as
+    :func:`medbench.metrics.rank_intervals`); a statistic with a vectorised form (``stat.many``:
+    AUC, macro AUC) in one pass per entry; others are recomputed resample by resample. An
+    entry with several seeds (a :class:`Runs`) has each seed's statistic computed on the same
+    resampled cases and pooled with :func:`seed_weights` (the two-level bootstrap).
     """
+    runs = [as_runs(t) for t in tables]
+    flat = [t for r in runs for t in r.tables]
+    exact = all(r.n_seeds == 1 for r in runs)
+    per_table = _resampled_tables(stat, flat, n_resamples, seed, exact=exact)
+    return _pool(per_table, runs, n_resamples, seed)
+
+
+def resampled_means(
+    values: np.ndarray, *, n_resamples: int, seed: int = SEED, exact: bool = True
+) -> np.ndarray:
+    """``(n_resamples, k)``: the nan-mean of each column of ``values`` (``(n_cases, k)``) on
+    the rows of :func:`medbench.metrics.resample_indices` (NaN where no drawn case is defined).
+
+    ``exact``: gather the resampled values and take ``np.nanmean``, the arithmetic of
+    :func:`medbench.metrics.rank_intervals` and :func:`~medbench.metrics.paired_bootstrap` to
+    the bit (single-seed boards keep their numbers); otherwise a matrix product of the draw
+    counts with the values, the same means up to rounding at a fraction of the cost (several
+    seeds: k grows with the runs).
+    """
+    n, k = values.shape
+    if exact:
+        chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=k)
+        return np.concatenate([np.nanmean(values[idx], axis=1) for idx in chunks])
+    defined = ~np.isnan(values)
+    filled, defined = np.where(defined, values, 0.0), defined.astype(np.float64)
+    out = []
+    for idx in M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=2):
+        counts = M.case_counts(idx, n).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append((counts @ filled) / (counts @ defined))
+    return np.concatenate(out)
+
+
+def _resampled_tables(
+    stat: Statistic, tables: list[Cases], n_resamples: int, seed: int, *, exact: bool
+) -> np.ndarray:
     n = _n_cases(tables[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        if stat.column is not None:
+            matrix = np.stack([_column(t, stat.column) for t in tables], axis=1)
+            return resampled_means(matrix, n_resamples=n_resamples, seed=seed, exact=exact)
         if stat.many is not None:
             chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=4)
             return np.concatenate(
@@ -223,6 +353,32 @@ def resampled_values(
         chunks = M.resample_indices(n, n_resamples=n_resamples, seed=seed, width=len(tables))
         values = [[stat(t, idx) for t in tables] for chunk in chunks for idx in chunk]
     return np.asarray(values, np.float64).reshape(n_resamples, len(tables))
+
+
+def seed_interval(
+    stat: Statistic,
+    runs: Runs,
+    *,
+    n_resamples: int = N_PAIRED,
+    alpha: float = ALPHA,
+    seed: int = SEED,
+) -> tuple[float, float]:
+    """The two-level percentile bootstrap interval of an entry's mean over seeds: its seeds
+    resampled, then the cases (:func:`resampled_values`); NaN resamples left out.
+
+    Returns ``(low, high)``, NaN when no resample is defined.
+    """
+    values = resampled_values(stat, [runs], n_resamples=n_resamples, seed=seed)[:, 0]
+    return percentile_interval(values, alpha=alpha)
+
+
+def percentile_interval(values: np.ndarray, *, alpha: float = ALPHA) -> tuple[float, float]:
+    """The central ``1 - alpha`` of resampled ``values`` (NaN left out; NaN when none is left)."""
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(low), float(high)
 
 
 class PairedTests:
@@ -238,26 +394,42 @@ class PairedTests:
       :func:`medbench.metrics.paired_bootstrap` does, and each entry's resampled means are kept
       per set of remaining cases (one set, when no case is undefined), the same numbers as
       :func:`~medbench.metrics.paired_bootstrap` gives pair by pair;
-    - a binary AUC: DeLong's test (analytic; no resampling).
+    - a binary AUC: DeLong's test (analytic; no resampling) when both entries have one seed;
+      otherwise the paired bootstrap of a whole-sample statistic.
+
+    An entry given as :class:`Runs` with several seeds is resampled at two levels (module
+    docstring): its resampled statistic is the mean over its drawn seeds; the cases a per-case
+    mean drops are those undefined in any seed of either entry. With one seed per entry, every
+    p-value is the single-seed one.
 
     ``n_resamples`` defaults to :func:`paired_resamples` of the board's largest Holm family.
     """
 
     def __init__(
-        self, stat: Statistic, tables: Sequence[Cases], *, n_resamples: int | None = None
+        self, stat: Statistic, tables: Sequence[Cases | Runs], *, n_resamples: int | None = None
     ) -> None:
-        self.stat, self.tables = stat, list(tables)
-        self.n_resamples = n_resamples or paired_resamples(len(self.tables) - 1)
+        self.stat, self.runs = stat, [as_runs(t) for t in tables]
+        self.tables = [r.tables[0] for r in self.runs]  # the representative runs
+        self.n_resamples = n_resamples or paired_resamples(len(self.runs) - 1)
         self._means: dict[tuple[int, bytes], np.ndarray] = {}
+
+    @property
+    def multi_seed(self) -> bool:
+        return any(r.n_seeds > 1 for r in self.runs)
+
+    @property
+    def uses_resamples(self) -> bool:
+        """Whether :attr:`resampled` (every entry on the shared resamples) serves the tests."""
+        return self.stat.column is None and (not self.stat.delong or self.multi_seed)
 
     @cached_property
     def resampled(self) -> np.ndarray:
-        return resampled_values(self.stat, self.tables, n_resamples=self.n_resamples)
+        return resampled_values(self.stat, self.runs, n_resamples=self.n_resamples)
 
     def __call__(self, i: int, j: int) -> float:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            if self.stat.delong:
+            if self.stat.delong and self.runs[i].n_seeds == self.runs[j].n_seeds == 1:
                 a, b = self.tables[i], self.tables[j]
                 p = M.delong_test(
                     _column(a, "y_true"), _column(a, "y_score"), _column(b, "y_score")
@@ -270,30 +442,39 @@ class PairedTests:
         return 1.0 if math.isnan(p) else p
 
     def _column_p_value(self, i: int, j: int) -> float:
-        a, b = (_column(self.tables[k], self.stat.column) for k in (i, j))
-        keep = ~(np.isnan(a) | np.isnan(b))
+        columns = [_column(t, self.stat.column) for k in (i, j) for t in self.runs[k].tables]
+        keep = ~np.any(np.isnan(np.stack(columns)), axis=0)
         if np.count_nonzero(keep) < 2:
             return float("nan")
         return bootstrap_p_value(self._resampled_mean(i, keep) - self._resampled_mean(j, keep))
 
     def _resampled_mean(self, i: int, keep: np.ndarray) -> np.ndarray:
+        """Entry ``i``'s (two-level) resampled means on the cases ``keep``, cached per set."""
         key = (i, np.packbits(keep).tobytes())
         if key not in self._means:
-            values = _column(self.tables[i], self.stat.column)[keep]
-            chunks = M.resample_indices(
-                values.size, n_resamples=self.n_resamples, seed=SEED, width=2
-            )
-            self._means[key] = np.concatenate([np.nanmean(values[idx], axis=1) for idx in chunks])
+            runs = self.runs[i]
+            # (n_kept, n_seeds): all seeds of the entry in one pass over the shared resamples
+            values = np.stack([_column(t, self.stat.column)[keep] for t in runs.tables], axis=1)
+            if runs.n_seeds == 1:  # exactly metrics.paired_bootstrap's means
+                chunks = M.resample_indices(
+                    values.shape[0], n_resamples=self.n_resamples, seed=SEED, width=2
+                )
+                means = [np.nanmean(values[:, 0][idx], axis=1) for idx in chunks]
+                self._means[key] = np.concatenate(means)
+            else:
+                per_seed = resampled_means(values, n_resamples=self.n_resamples, exact=False)
+                self._means[key] = pool_seeds(per_seed, seed_weights(runs, self.n_resamples))
         return self._means[key]
 
 
-def paired_p_value(stat: Statistic, a: Cases, b: Cases) -> float:
+def paired_p_value(stat: Statistic, a: Cases | Runs, b: Cases | Runs) -> float:
     """Two-sided p-value that entries ``a`` and ``b`` (aligned cases) differ in ``stat``.
 
-    DeLong's test for a binary AUC; a paired bootstrap of the per-case column for a mean (as
-    :func:`medbench.metrics.paired_bootstrap`); otherwise a paired bootstrap that recomputes the
-    statistic of both entries on the same resampled cases. An undefined p-value (e.g. no
-    defined case) counts as 1: no evidence of a difference.
+    DeLong's test for a binary AUC of two single-seed entries; a paired bootstrap of the
+    per-case column for a mean (as :func:`medbench.metrics.paired_bootstrap`); otherwise a
+    paired bootstrap that recomputes the statistic of both entries on the same resampled cases.
+    Entries with several seeds (:class:`Runs`) are resampled at two levels. An undefined
+    p-value (e.g. no defined case) counts as 1: no evidence of a difference.
     """
     return PairedTests(stat, [a, b])(0, 1)
 
@@ -368,7 +549,7 @@ def ranks_of(values: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
 
 def rank_intervals(
     stat: Statistic,
-    tables: Sequence[Cases],
+    tables: Sequence[Cases | Runs],
     *,
     n_resamples: int = N_RANK,
     alpha: float = ALPHA,
@@ -377,26 +558,15 @@ def rank_intervals(
 ) -> RankIntervals:
     """Bootstrap rank intervals: resample cases, recompute every entry's statistic, rank.
 
-    A per-case mean goes to :func:`medbench.metrics.rank_intervals`; a whole-sample statistic
-    is recomputed per resample (``values``: those recomputed values, when already at hand).
+    Every entry is recomputed on the same resamples (:func:`resampled_values`: a per-case mean
+    as :func:`medbench.metrics.rank_intervals` does, an entry with several seeds at two
+    levels), ranked (1 = best, ties share the best rank, NaN last), and the interval holds the
+    central ``1 - alpha`` of an entry's ranks, as observed ranks. ``values``: those recomputed
+    values, when already at hand.
     """
-    if stat.column is not None:
-        matrix = np.stack([_column(t, stat.column) for t in tables], axis=1)
-        low, high, samples = M.rank_intervals(
-            matrix,
-            higher_is_better=stat.higher_is_better,
-            n_resamples=n_resamples,
-            alpha=alpha,
-            seed=seed,
-        )
-        samples = np.asarray(samples)
-    else:
-        # The same resamples for every entry, ranked and summarised as metrics.rank_intervals does.
-        if values is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                values = resampled_values(stat, tables, n_resamples=n_resamples, seed=seed)
-        samples = ranks_of(values, higher_is_better=stat.higher_is_better)
-        low = np.percentile(samples, 100 * alpha / 2, axis=0, method="lower")
-        high = np.percentile(samples, 100 * (1 - alpha / 2), axis=0, method="higher")
+    if values is None:
+        values = resampled_values(stat, tables, n_resamples=n_resamples, seed=seed)
+    samples = ranks_of(values, higher_is_better=stat.higher_is_better)
+    low = np.percentile(samples, 100 * alpha / 2, axis=0, method="lower")
+    high = np.percentile(samples, 100 * (1 - alpha / 2), axis=0, method="higher")
     return RankIntervals(tuple(int(v) for v in low), tuple(int(v) for v in high), samples)

@@ -96,18 +96,24 @@ def resampled_roc_auc(y_true, y_score, idx, *, keep=None) -> np.ndarray:
         ``(n_resamples,)`` AUCs; NaN (one ``RuntimeWarning``) where a resample holds one class.
     """
     y, (s,) = _binary_inputs(y_true, y_score=y_score)
-    counts = case_counts(idx, y.size)
-    if keep is not None:
-        counts = counts * np.asarray(keep, bool)[None, :]
     order = np.argsort(s, kind="stable")
     ranked = s[order]
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    drawn = counts[:, order]
+    place = np.empty_like(order)
+    place[order] = np.arange(order.size)  # a case's position in score order
+    # (n_resamples, n_cases) draws of each case, counted in score order (no column gather)
+    drawn = case_counts(place[np.asarray(idx, np.int64)], y.size)
+    if keep is not None:
+        drawn = drawn * np.asarray(keep, bool)[order][None, :]
     positive = y[order]
-    pos = np.add.reduceat(drawn * positive, starts, axis=1)
-    neg = np.add.reduceat(drawn * (1 - positive), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    twice_u = (pos * (2 * below + neg)).sum(axis=1)  # 2 x Mann-Whitney U: an exact integer
+    pos = drawn * positive
+    neg = drawn - pos
+    if starts.size < ranked.size:  # tied scores: one group per distinct score
+        pos, neg = np.add.reduceat(pos, starts, axis=1), np.add.reduceat(neg, starts, axis=1)
+        below = np.cumsum(neg, axis=1) - neg
+        twice_u = (pos * (2 * below + neg)).sum(axis=1)  # 2 x Mann-Whitney U: an exact integer
+    else:  # one case per column, positive (no negative in it) or negative: the same integer
+        twice_u = 2 * (pos * np.cumsum(neg, axis=1)).sum(axis=1)
     pairs = 2 * pos.sum(axis=1) * neg.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = np.where(pairs > 0, twice_u / np.where(pairs > 0, pairs, 1), np.nan)

@@ -25,12 +25,14 @@ def test_case_counts_count_each_draw():
     assert M.case_counts(idx, 4).tolist() == [[2, 0, 1, 0], [0, 1, 2, 0], [0, 0, 3, 0]]
 
 
+@pytest.mark.parametrize("tied", [True, False])
 @pytest.mark.parametrize("n", [4, 31, 500])
-def test_resampled_auc_is_roc_auc_of_each_resample_to_the_bit(n):
+def test_resampled_auc_is_roc_auc_of_each_resample_to_the_bit(n, tied):
     rng = np.random.default_rng(n)
     y = (rng.random(n) < 0.3).astype(np.int64)
     y[:2] = [0, 1]
-    s = np.round(rng.random(n), 1)  # coarse scores: many ties within and across classes
+    s = rng.random(n)  # untied: each case its own group (no reduceat)
+    s = np.round(s, 1) if tied else s  # coarse scores: many ties within and across classes
     idx = rng.integers(0, n, (400, n))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
