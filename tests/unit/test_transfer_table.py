@@ -71,3 +71,13 @@ def test_no_table_without_such_runs(tmp_path):
         path.unlink()
     (board,) = build_boards(results)
     assert transfer_table(board) is None
+
+
+def test_tta_and_heads_variants_are_not_cells():
+    from medbench.leaderboard.transfer import _setting
+
+    base = {"backbone": "efficientnet_lite0", "pretrained": True, "aug": "base"}
+    assert _setting({"train": base}) == ("efficientnet_lite0", "pretrained", "base")
+    assert _setting({"train": {**base, "tta": "none"}}) is not None
+    assert _setting({"train": {**base, "tta": "hflip"}}) is None
+    assert _setting({"train": {**base, "heads": "cumulative"}}) is None

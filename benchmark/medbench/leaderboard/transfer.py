@@ -44,6 +44,8 @@ def _setting(record: dict[str, Any]) -> tuple[str, str, str] | None:
     train = record.get("train") or {}
     if "backbone" not in train or "pretrained" not in train or "aug" not in train:
         return None
+    if train.get("tta", "none") != "none" or train.get("heads", "softmax") != "softmax":
+        return None  # a variant that predicts otherwise (shown in its own section), not a cell
     pretrained = "pretrained" if train["pretrained"] else "untrained"
     return str(train["backbone"]), pretrained, str(train["aug"])
 
