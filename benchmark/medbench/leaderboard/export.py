@@ -13,10 +13,14 @@ import math
 from typing import Any
 
 from medbench.leaderboard.board import Board, Row
+from medbench.leaderboard.cost import cost_data, record_cost
 from medbench.leaderboard.stats import N_RANK, SEED
 from medbench.tasks import Reference, TaskSpec
 
 DIGITS = 6  # decimals kept in CSV/JSON; markdown shows 3 of them
+# medbench.leaderboard.cost: counts reported by the run, then what depends on the machine
+COST_COLUMNS = ("params", "trainable_params", "flops_per_image", "predict_s_per_case",
+                "device_hours", "on_pareto_front")  # fmt: skip
 
 
 def rounded(v: Any) -> float | None:
@@ -86,8 +90,13 @@ def _entry_data(board: Board, row: Row) -> dict[str, Any]:
         "device": e.record.get("device_name") or e.record.get("device"),
         "isolation": e.isolation,
         "fit_s": rounded(timings.get("fit_s")),
+        "cost": _rounded_all(record_cost(e.record).to_dict()),
         "records": [str(f.name) for f in e.files],
     }
+
+
+def _rounded_all(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: rounded(v) if isinstance(v, float) else v for k, v in data.items()}
 
 
 def _undefined(metric: dict[str, Any]) -> int:
@@ -181,6 +190,7 @@ def board_data(board: Board) -> dict[str, Any]:
         ],
         "rounds": rounds,
         "data_efficiency": _efficiency_data(board),
+        "cost": cost_data(board),
     }
 
 
@@ -235,6 +245,8 @@ def _csv_rows(data: dict[str, Any], others: list[str], classes: list[str]) -> li
             "device": e["device"],
             "isolation": e["isolation"],
             "fit_s": e["fit_s"],
+            **{k: e["cost"][k] for k in COST_COLUMNS if k != "on_pareto_front"},
+            "on_pareto_front": e["submission"] in data["cost"]["pareto_front"],
         }
         for m in others:
             row[m], row[f"{m}_n_undefined"] = e["metrics"][m], e["metrics_n_undefined"][m]
@@ -279,7 +291,7 @@ def render_csv(board: Board) -> str:
         "status", "rank", "tied", "submission", "seeds", p, f"{p}_ci_low", f"{p}_ci_high",
         f"{p}_n_undefined", f"{p}_seed_mean", f"{p}_seed_sd", "delta_to_leader", "p_raw", "p_holm",
         *others, *(f"{m}_n_undefined" for m in others), *(f"{p}_{c}" for c in classes),
-        *(f"{p}_{c}_n_undefined" for c in classes), "rank_low", "rank_high", "device", "isolation", "fit_s", "note",
+        *(f"{p}_{c}_n_undefined" for c in classes), "rank_low", "rank_high", "device", "isolation", "fit_s", *COST_COLUMNS, "note",
     ]  # fmt: skip
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n")
