@@ -71,6 +71,20 @@ def _write_predictions(target: Path, case_ids, predictions) -> None:
         ) from None
 
 
+def _reported_cost(submission, task) -> dict[str, Any] | None:
+    """The submission's statement of its model's cost (``Submission.cost``), checked here so
+    that a wrong one fails with the submission's name rather than as a malformed result file."""
+    from medbench.cost import check_reported
+    from medbench.errors import SubmissionError
+
+    try:
+        return check_reported(submission.cost(task))
+    except ValueError as exc:
+        raise SubmissionError(
+            f"{type(submission).__name__}.cost() returned a bad value: {exc}"
+        ) from None
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from medbench.submission.api import Dataset, RunContext, TaskInfo, seed_everything
     from medbench.submission.loader import load_entry, read_manifest
@@ -104,6 +118,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     setup_s = t0 - started  # the manifest, the model's imports, the data
     submission.fit(task, train, val, ctx)
     fit_s = time.perf_counter() - t0
+    cost = _reported_cost(submission, task)
     emit("predict", n_test=len(test))
     t0 = time.perf_counter()
     test_pred = submission.predict(task, test, ctx)
@@ -123,6 +138,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "device_name": job["device"],
         "peak_gpu_memory_mb": None,
         "notes": dict(list(ctx.notes.items())[:20]),
+        "cost": cost,
     }
     torch = sys.modules.get("torch")
     if torch is not None and job["device"].startswith("cuda") and torch.cuda.is_available():

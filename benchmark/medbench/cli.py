@@ -402,6 +402,14 @@ Variant = Annotated[
         help="Label runs with other settings: their entry is NAME+VARIANT, beside NAME's own.",
     ),
 ]
+GallerySplit = Annotated[
+    str | None,
+    typer.Option(
+        "--gallery-split",
+        help="The split the worst-cases gallery of a segmentation run shows: val or test "
+        "(default: the task's choice, else test). val publishes no test image or label.",
+    ),
+]
 TrainFractions = Annotated[
     list[str] | None,
     typer.Option(
@@ -472,6 +480,7 @@ def run_command(
     threads: Threads = None,
     variant: Variant = None,
     train_fraction: TrainFractions = None,
+    gallery_split: GallerySplit = None,
     quiet: Quiet = False,
     mlflow: MlflowUri = None,
     mlflow_experiment: MlflowExperiment = None,
@@ -495,6 +504,7 @@ def run_command(
         isolation=mode,
         max_submission_mb=max_submission_mb,
         variant=variant,
+        gallery_split=gallery_split,
     )
     if results_dir.exists() and not results_dir.is_dir():
         raise MedbenchError(f"--results-dir {results_dir} is a file, not a folder")

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from medbench.cost import summed
 from medbench.data.files import sha256_bytes, sha256_file, write_bytes_atomic
 from medbench.data.prepare import prepare
 from medbench.errors import MedbenchError, PredictionError, RecordError
@@ -292,6 +293,8 @@ def _record(spec, name, seed, members, fields, score_s) -> dict[str, Any]:
             "environment": environment(),
             **fields,
             "timings": {**costs, "score_s": round(score_s, 3)},
+            # the members' counts and times summed; absent when a member's record has no cost
+            **({"cost": cost} if (cost := summed([m.record.get("cost") for m in members])) else {}),
             "peak_gpu_memory_mb": None,
             "peak_memory_mb": None,
             "created": now_utc(),

@@ -1,8 +1,13 @@
-"""The worst test cases of a run as one PNG: image, truth outline (green), prediction outline (magenta).
+"""The worst cases of a run as one PNG: image, truth outline (green), prediction outline (magenta).
 
-The runner draws it right after scoring, while it holds the test images, and stores it beside the
-record (its SHA-256 is in the record); ``medbench leaderboard`` shows the leader's. Records stay
-image-free, so the leaderboard keeps reading records only.
+The runner draws it right after scoring and stores it beside the record (its SHA-256, the split
+and the case ids shown are in the record); ``medbench leaderboard`` shows the leader's. Records
+stay image-free, so the leaderboard keeps reading records only.
+
+The cases come from the test split by default. A published picture of test images with their
+truth outlines gives away test labels, which a competition with hidden test labels must not do
+(``medbench run --gallery-split val``): then the worst cases are chosen among the run's
+validation predictions and drawn with the validation truth.
 
 Drawn with Pillow (already loaded for reading images): each case is scaled to a ``TILE``-pixel
 tile first (image bilinear, masks and label maps nearest) and the outlines are found at that
@@ -22,6 +27,7 @@ TILE = 200  # pixels on the longer side of each case
 _CLASS_COLOURS = ((25, 230, 25), (25, 150, 255), (255, 205, 0))
 _PREDICTION = (255, 0, 255)
 _TEXT = (20, 20, 20)
+SPLIT_WORDS = {"test": "test", "val": "validation"}
 
 
 def boundaries(labels: np.ndarray) -> np.ndarray:
@@ -66,18 +72,34 @@ def _tile(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def worst_cases_png(
-    images, truth, pred, scores: np.ndarray, case_ids, *, metric: str, higher_is_better: bool
-) -> bytes | None:
-    """PNG of the ``N_WORST`` cases with the worst per-case ``scores`` (NaN cases skipped)."""
+def worst_indices(scores: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
+    """Indices of the ``N_WORST`` worst per-case ``scores``, worst first (NaN cases skipped;
+    ties in case order)."""
     scores = np.asarray(scores, np.float64)
     defined = np.flatnonzero(~np.isnan(scores))
-    if defined.size == 0:
-        return None
     order = defined[
         np.argsort(scores[defined] if higher_is_better else -scores[defined], kind="stable")
     ]
-    worst = order[:N_WORST]
+    return order[:N_WORST]
+
+
+def worst_cases_png(
+    images,
+    truth,
+    pred,
+    scores: np.ndarray,
+    case_ids,
+    *,
+    metric: str,
+    higher_is_better: bool,
+    split: str = "test",
+) -> bytes | None:
+    """PNG of the ``N_WORST`` cases of ``split`` with the worst per-case ``scores`` (NaN cases
+    skipped; see :func:`worst_indices`); None when no case is defined."""
+    scores = np.asarray(scores, np.float64)
+    worst = worst_indices(scores, higher_is_better=higher_is_better)
+    if worst.size == 0:
+        return None
     tiles = [_tile(np.asarray(images[i]), np.asarray(truth[i]), np.asarray(pred[i])) for i in worst]
     font = ImageFont.load_default(size=12)
     pad, title_h, caption_h = 10, 24, 34
@@ -87,7 +109,8 @@ def worst_cases_png(
     draw = ImageDraw.Draw(canvas)
     draw.text(
         (pad, 5),
-        "worst test cases: truth (green/blue/yellow per class), prediction (magenta)",
+        f"worst {SPLIT_WORDS.get(split, split)} cases: truth (green/blue/yellow per class), "
+        "prediction (magenta)",
         fill=_TEXT,
         font=font,
     )

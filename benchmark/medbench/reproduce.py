@@ -78,6 +78,7 @@ def reproduce(
             train_overrides=dict(record.get("train") or {}),
             threads=threads,
             variant=record["submission"].get("variant"),
+            gallery_split=(record.get("gallery") or {}).get("split"),
         )
         fraction = (record.get("train_subset") or {}).get("fraction")  # --train-fraction runs
         run = Run(folder, spec.name, int(record["seed"]), fraction)

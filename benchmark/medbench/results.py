@@ -57,6 +57,7 @@ class Record:
     peak_memory_mb: float | None = None
     created: str = ""
     gallery: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None  # medbench.cost.run_cost: what the run reported and cost
     notes: dict[str, str] = field(default_factory=dict)  # what the submission stated (ctx.note)
     train_subset: dict[str, Any] | None = None  # a run on a fraction of the training cases
     schema: str = SCHEMA
@@ -72,7 +73,7 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for optional in ("gallery", "train_subset"):
+        for optional in ("gallery", "train_subset", "cost"):
             if out[optional] is None:
                 del out[optional]
         return out
@@ -228,6 +229,8 @@ def _check_types(record: dict[str, Any], path: Path) -> None:
         "ensemble",
         "train_subset",
         "derived",
+        "cost",
+        "gallery",
     ):
         if record.get(key) is not None and not isinstance(record[key], dict):
             raise bad(key, "an object")

@@ -23,9 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from medbench import __version__
 from medbench.blinding import Blinding, unblind
 from medbench.child import ERROR, RESULT
+from medbench.cost import check_reported, run_cost
 from medbench.data.arrays import Ragged
 from medbench.data.files import locked, sha256_bytes, write_bytes_atomic, write_json_atomic
 from medbench.data.prepare import PreparedTask, answers_dir, load_prepared, prepare, prepared_dir
@@ -37,7 +41,7 @@ from medbench.errors import (
     RecordError,
     SubmissionError,
 )
-from medbench.gallery import worst_cases_png
+from medbench.gallery import worst_cases_png, worst_indices
 from medbench.home import medbench_home
 from medbench.limits import ProcessTree
 from medbench.predictions import read_predictions, validate
@@ -64,7 +68,7 @@ from medbench.run_folder import (
 from medbench.sandbox import ISOLATIONS, ROOT, probe, resolve_isolation
 from medbench.sandbox import command as sandbox_command
 from medbench.saved import encode, predictions_path
-from medbench.scoring import ScoreReport, report_fields, score_run
+from medbench.scoring import ScoreReport, report_fields, score, score_run
 from medbench.submission.api import TaskInfo
 from medbench.submission.loader import Manifest, read_manifest
 from medbench.submission.snapshot import DEFAULT_LIMIT_MB, Snapshot, content_hash, snapshot
@@ -82,6 +86,8 @@ from medbench.tasks import TaskSpec, get_task
 
 Event = Callable[[dict[str, Any]], None]
 DEFAULT_RESULTS = Path("leaderboards") / "results"
+GALLERY_SPLITS = ("val", "test")
+SEGMENTATION_KINDS = ("multilabel-segmentation", "instance-segmentation")
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,9 @@ class RunOptions:
     # A label for runs with other [train] settings: their records are the entry "<name>+<variant>",
     # beside the submission's own (e.g. cnn+scratch: --set backbone=resnet18 --set pretrained=false).
     variant: str | None = None
+    # Which split the worst-cases gallery of a segmentation run shows (GALLERY_SPLITS); None: the
+    # task's ``gallery_split`` option, else test. With val no test label is ever drawn.
+    gallery_split: str | None = None
 
     def __post_init__(self) -> None:
         def positive(value: Any, name: str, unit: str) -> None:
@@ -128,6 +137,8 @@ class RunOptions:
         positive(self.max_submission_mb, "--max-submission-mb", "MiB")
         if self.isolation is not None and self.isolation not in ISOLATIONS:
             raise MedbenchError(f"--isolation must be sandbox or none; got {self.isolation!r}")
+        if self.gallery_split is not None and self.gallery_split not in GALLERY_SPLITS:
+            raise MedbenchError(f"--gallery-split must be val or test; got {self.gallery_split!r}")
         if self.variant is not None and (
             not self.variant
             or len(self.variant) > 40
@@ -229,6 +240,7 @@ class ResolvedRun:
     variant: str | None = None
     verify_s: float = 0.0  # checking the prepared files against their manifest, before the child
     subset: TrainSubset | None = None  # the training cases it sees, when not all of them
+    gallery_split: str = "test"  # the split of the worst-cases gallery (segmentation tasks)
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -243,7 +255,17 @@ class ResolvedRun:
             "device": self.device.split(":")[0],
             "isolation": self.isolation,
             "train_subset": self.subset.sha256 if self.subset else None,
+            # only when not the default, so records made before galleries had a split still match
+            **(
+                {"gallery_split": "val"}
+                if self.draws_gallery and self.gallery_split == "val"
+                else {}
+            ),
         }
+
+    @property
+    def draws_gallery(self) -> bool:
+        return self.spec.kind in SEGMENTATION_KINDS
 
     @property
     def folder(self) -> Path:
@@ -311,7 +333,17 @@ def resolve(run: Run, options: RunOptions, *, take_snapshot: bool = True) -> Res
         entry=entry,
         variant=options.variant,
         subset=subset,
+        gallery_split=gallery_split(spec, options.gallery_split),
     )
+
+
+def gallery_split(spec: TaskSpec, requested: str | None = None) -> str:
+    """The split a run's worst-cases gallery shows: ``requested`` (``--gallery-split``), else
+    the task's ``gallery_split`` option, else ``test``."""
+    split = requested or str(spec.option("gallery_split", "test"))
+    if split not in GALLERY_SPLITS:
+        raise MedbenchError(f"--gallery-split must be val or test; got {split!r}")
+    return split
 
 
 def record_identity(record: dict[str, Any]) -> dict[str, Any]:
@@ -326,6 +358,7 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
         "device": str(record.get("device", "")).split(":")[0],
         "isolation": (record.get("isolation") or {}).get("mode"),
         "train_subset": (record.get("train_subset") or {}).get("sha256"),
+        **({"gallery_split": "val"} if (record.get("gallery") or {}).get("split") == "val" else {}),
     }
 
 
@@ -548,17 +581,25 @@ def _conclude(resolved, options, ended, tree, wall_s, ids, started) -> Outcome:
     record.device_name = child_info.get("device_name", resolved.device)
     record.peak_gpu_memory_mb = child_info.get("peak_gpu_memory_mb")
     record.notes = child_info.get("notes", {})
+    record.cost = run_cost(
+        check_reported(child_info.get("cost")),  # checked as the child's file was read
+        record.timings,
+        n_test=resolved.prepared.manifest["counts"]["test"],
+        device=record.device_name,
+        peak_memory_mb=record.peak_memory_mb,
+        peak_gpu_memory_mb=record.peak_gpu_memory_mb,
+    )
     damage = _damaged_caches(resolved.spec, resolved.isolation)
     reason = reason or (f"the submission changed a prepared data cache: {damage}" if damage else "")
     saved = None
     if not reason:
         try:
             t0 = time.perf_counter()
-            report, saved, gallery = _score(resolved, ids, output)
+            report, saved, truth = _score(resolved, ids, output)
             record.timings["score_s"] = round(time.perf_counter() - t0, 3)
             record.scored(report_fields(report))
             t0 = time.perf_counter()
-            record.gallery = _gallery(resolved, report, gallery, ids)
+            record.gallery = _gallery(resolved, report, saved, truth)
             record.timings["gallery_s"] = round(time.perf_counter() - t0, 3)
         except PredictionError as exc:
             reason, saved = f"invalid predictions: {exc}", None
@@ -643,7 +684,7 @@ def _score(resolved: ResolvedRun, ids: Ids, output: Path):
     test = prepared.split("test", with_targets=False)
     report = score_run(spec, preds, truth, test.cases)
     saved = {s: (ids.real[s], preds[s]) for s in ("test", "val")}
-    return report, saved, (test.images, truth["test"], preds["test"])
+    return report, saved, truth
 
 
 def _regular(path: Path) -> None:
@@ -656,26 +697,48 @@ def _regular(path: Path) -> None:
         raise PredictionError(exc.strerror or str(exc)) from None
 
 
-def _gallery(resolved: ResolvedRun, report: ScoreReport, gallery, ids: Ids) -> dict | None:
-    """The leader-board's 'worst cases' figure of a segmentation run, beside its record."""
+def _gallery(resolved: ResolvedRun, report: ScoreReport, saved, truth) -> dict | None:
+    """The leader-board's 'worst cases' figure of a segmentation run, beside its record: of the
+    test split, or of val (``--gallery-split val``: no test image or label in it)."""
     spec = resolved.spec
-    if spec.kind not in ("multilabel-segmentation", "instance-segmentation"):
+    if not resolved.draws_gallery:
         return None
-    images, truth, preds = gallery
+    split, primary = resolved.gallery_split, spec.primary_metric
+    case_ids, preds = saved[split]
+    if split == "test":
+        scores = report.per_case[primary].to_numpy()
+    else:
+        scores = _val_scores(spec, preds, truth["val"], case_ids)
+    images = resolved.prepared.split(split, with_targets=False).images
+    higher = spec.primary.higher_is_better
     png = worst_cases_png(
         images,
-        truth,
+        truth[split],
         preds,
-        report.per_case[spec.primary_metric].to_numpy(),
-        ids.real["test"],
-        metric=spec.primary_metric,
-        higher_is_better=spec.primary.higher_is_better,
+        scores,
+        case_ids,
+        metric=primary,
+        higher_is_better=higher,
+        split=split,
     )
-    if png is None:
-        return None
+    shown = [case_ids[i] for i in worst_indices(scores, higher_is_better=higher)]
+    info = {"split": split, "metric": primary, "cases": shown}
     path = resolved.target.with_suffix(".worst.png")
+    if png is None:
+        path.unlink(missing_ok=True)  # no older run's picture (of test cases, maybe) stays
+        return {**info, "file": None, "sha256": None}
     write_bytes_atomic(path, png)
-    return {"file": path.name, "sha256": sha256_bytes(png)}
+    return {**info, "file": path.name, "sha256": sha256_bytes(png)}
+
+
+def _val_scores(spec: TaskSpec, preds, truth, case_ids) -> np.ndarray:
+    """The primary metric per validation case (what the val gallery chooses its cases by)."""
+    targets = list(truth) if isinstance(truth, Ragged) else np.asarray(truth)
+    cases = pd.DataFrame({"case_id": list(case_ids)})
+    report = score(
+        spec, preds, targets, cases, split="val", n_resamples=0, metrics=(spec.primary_metric,)
+    )
+    return report.per_case[spec.primary_metric].to_numpy()
 
 
 def _base_record(resolved: ResolvedRun, options: RunOptions, tree: ProcessTree) -> Record:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medbench.cost import check_reported
 from medbench.errors import Interrupted
 from medbench.limits import ProcessTree
 
@@ -281,6 +282,11 @@ def _text(value: Any) -> bool:
     return isinstance(value, str)
 
 
+def _cost(value: Any) -> bool:
+    check_reported(value)  # raises ValueError saying which number is wrong
+    return True
+
+
 RESULT_SCHEMA: dict[str, Callable[[Any], bool]] = {
     "setup_s": _number,
     "fit_s": _number,
@@ -294,6 +300,7 @@ RESULT_SCHEMA: dict[str, Callable[[Any], bool]] = {
         and len(v) <= 20
         and all(isinstance(k, str) and isinstance(x, str) and len(x) <= 500 for k, x in v.items())
     ),
+    "cost": _cost,
 }
 ERROR_SCHEMA: dict[str, Callable[[Any], bool]] = {
     "type": _text,
@@ -343,7 +350,18 @@ def read_child_json(path: Path, schema: dict[str, Callable[[Any], bool]]) -> dic
         raise ValueError(f"the child's {path.name} is not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"the child's {path.name} is not a JSON object")
-    bad = [k for k, ok in schema.items() if k not in obj or not ok(obj[k])]
+    bad, why = [], []
+    for key, ok in schema.items():
+        try:
+            good = key in obj and ok(obj[key])
+        except ValueError as exc:  # a check that says what is wrong
+            good = False
+            why.append(str(exc))
+        if not good:
+            bad.append(key)
     if bad:
-        raise ValueError(f"the child's {path.name} has missing or malformed field(s) {bad}")
+        reasons = f" ({'; '.join(why)})" if why else ""
+        raise ValueError(
+            f"the child's {path.name} has missing or malformed field(s) {bad}{reasons}"
+        )
     return {k: (obj[k][:2000] if isinstance(obj[k], str) else obj[k]) for k in schema}

@@ -1,13 +1,19 @@
-"""The worst-cases PNG: outlines found at tile size, the worst cases chosen, NaN cases skipped."""
+"""The worst-cases PNG: outlines found at tile size, the worst cases chosen, NaN cases skipped;
+which split it shows."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from medbench.gallery import N_WORST, TILE, boundaries, worst_cases_png
+from medbench.errors import MedbenchError
+from medbench.gallery import N_WORST, TILE, boundaries, worst_cases_png, worst_indices
+from medbench.runner import RunOptions, gallery_split
+from medbench.tasks import get_task
 
 
 def test_boundaries_of_a_label_map_by_hand():
@@ -32,7 +38,13 @@ def test_worst_cases_png_shows_the_worst_defined_cases_with_both_outlines():
     pred[:, 0, 150:650, 120:520] = True
     scores = np.array([0.9, 0.1, np.nan, 0.5, 0.3, 0.2])
     png = worst_cases_png(
-        images, truth, pred, scores, [f"c{i}" for i in range(n)], metric="dice", higher_is_better=True
+        images,
+        truth,
+        pred,
+        scores,
+        [f"c{i}" for i in range(n)],
+        metric="dice",
+        higher_is_better=True,
     )
     picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     # four tiles (not five: one case is undefined), the longer side scaled to TILE
@@ -41,3 +53,23 @@ def test_worst_cases_png_shows_the_worst_defined_cases_with_both_outlines():
     assert (255, 0, 255) in colours and (25, 230, 25) in colours  # prediction and truth outlines
     assert worst_cases_png(images, truth, pred, np.full(n, np.nan), list("abcdef"), metric="dice",
                            higher_is_better=True) is None  # fmt: skip
+
+
+def test_worst_indices_skip_undefined_cases_and_follow_the_direction():
+    scores = np.array([0.9, 0.1, np.nan, 0.5, 0.3, 0.2])
+    assert worst_indices(scores, higher_is_better=True).tolist() == [1, 5, 4, 3]
+    assert worst_indices(scores, higher_is_better=False).tolist() == [0, 3, 4, 5]  # HD95-like
+    assert worst_indices(np.full(3, np.nan), higher_is_better=True).size == 0
+
+
+def test_the_gallery_split_comes_from_the_run_then_the_task_then_test():
+    spec = get_task("toy-anatomy")
+    assert gallery_split(spec) == "test"  # no task option: test, as before
+    hidden = dataclasses.replace(spec, options=(*spec.options, ("gallery_split", "val")))
+    assert gallery_split(hidden) == "val"  # a hidden-label task can say so in its spec
+    assert gallery_split(hidden, "test") == "test"  # --gallery-split wins
+    assert hidden.check() == []
+    wrong = dataclasses.replace(spec, options=(*spec.options, ("gallery_split", "train")))
+    assert wrong.check() == ["option gallery_split must be 'val' or 'test'; got 'train'"]
+    with pytest.raises(MedbenchError, match=r"^--gallery-split must be val or test; got 'train'$"):
+        RunOptions(gallery_split="train")

@@ -384,6 +384,8 @@ def test_returned_files_exist_and_cover_pages_and_figures(rendered):
             "figures/toy-lesions-seeds.png",  # resnet has three seeds
             "figures/toy-anatomy-cases.png",
             "figures/toy-anatomy-ranks.png",
+            "figures/toy-lesions-cost.png",
+            "figures/toy-anatomy-cost.png",
         ]
     )
     assert all(f.is_file() for f in files)
@@ -430,7 +432,7 @@ def test_a_fresh_process_renders_the_same_bytes(rendered, tmp_path):
 def test_figures_are_real_pngs(rendered):
     _, out, files = rendered
     pngs = [f for f in files if f.suffix == ".png"]
-    assert len(pngs) == 6
+    assert len(pngs) == 8  # roc, reliability, ranks, seeds, cost; cases, ranks, cost
     for f in pngs:
         data = f.read_bytes()
         assert data.startswith(PNG_SIGNATURE), f
@@ -468,7 +470,7 @@ LESIONS = get_task("toy-lesions")
 def test_lesions_ties_failed_and_superseded(rendered):
     _, out, _ = rendered
     text = (out / "toy-lesions.md").read_text(encoding="utf-8")
-    board, failed, excluded = md_tables(text)
+    board, _cost, failed, excluded = md_tables(text)
     ranks = {
         re.search(r"\[(.+?)\]", r["Submission"]).group(1): r["Rank"]
         for r in board
@@ -757,7 +759,7 @@ def test_other_task_kinds_rank_the_poor_entry_last(tmp_path, task):
     assert {ranked[k]["Rank"] for k in ("good", "good-too")} in ({"1="}, {"1", "2"})
     assert ranked[poor]["rank 95 % interval"] == "[3, 3]"
     figures = sorted(f.name for f in files if f.suffix == ".png")
-    expected = [f"{task}-ranks.png"] + (
+    expected = [f"{task}-ranks.png", f"{task}-cost.png"] + (
         [f"{task}-cases.png"] if get_task(task).kind != "multiclass" else []
     )
     assert figures == sorted(expected)

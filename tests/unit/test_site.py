@@ -90,6 +90,8 @@ def test_site_files_are_pages_figures_and_assets(site):
             "figures/toy-lesions-seeds.png",  # resnet has three seeds
             "figures/toy-anatomy-cases.png",
             "figures/toy-anatomy-ranks.png",
+            "figures/toy-lesions-cost.png",
+            "figures/toy-anatomy-cost.png",
         ]
     )
     for page in (f for f in files if f.suffix == ".html"):

@@ -141,6 +141,32 @@ def test_a_long_line_is_never_parsed_as_an_event(tmp_path):
     assert events == [{"event": "fit"}]
 
 
+GOOD_RESULT = {
+    "setup_s": 1,
+    "fit_s": 1,
+    "predict_s": 1,
+    "output_s": 1,
+    "child_s": 1,
+    "device_name": "cpu",
+    "peak_gpu_memory_mb": None,
+    "notes": {},
+}
+# A forged cost in the child's result: each is refused with the field and the value seen.
+BAD_COSTS = [
+    ({"params": -1}, "malformed field(s) ['cost'] (cost.params must be null or an integer in "
+     "[0, 10**18]; got -1)"),
+    ({"params": 1.5e6}, "cost.params must be null or an integer in [0, 10**18]; got 1500000.0"),
+    ({"flops_per_image": True}, "cost.flops_per_image must be null or an integer"),
+    ({"flops_per_image": 10**19}, "cost.flops_per_image must be null or an integer"),
+    ({"params": 5, "trainable_params": 6}, "cost.trainable_params (6) exceeds cost.params (5)"),
+    ({"flops_input": [64]}, "cost.flops_input must be null or [H, W] (positive integers); got [64]"),
+    ({"flops_input": [0, 64]}, "cost.flops_input must be null or [H, W]"),
+    ({"flops_input_note": 3}, "cost.flops_input_note must be a string; got 3"),
+    ({"gpu_hours": 1}, "cost has unknown field(s) ['gpu_hours']"),
+    ("many", "cost must be null or an object; got 'many'"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -160,6 +186,7 @@ def test_a_long_line_is_never_parsed_as_an_event(tmp_path):
                     "device_name": "cpu",
                     "peak_gpu_memory_mb": None,
                     "notes": {},
+                    "cost": None,
                 }
             ).encode(),
             "malformed field(s) ['fit_s']",
@@ -175,7 +202,7 @@ def test_a_long_line_is_never_parsed_as_an_event(tmp_path):
                     "device_name": "cpu",
                 }
             ).encode(),
-            "malformed field(s) ['peak_gpu_memory_mb', 'notes']",
+            "malformed field(s) ['peak_gpu_memory_mb', 'notes', 'cost']",
         ),
         (
             json.dumps(
@@ -188,9 +215,14 @@ def test_a_long_line_is_never_parsed_as_an_event(tmp_path):
                     "device_name": "cpu",
                     "peak_gpu_memory_mb": None,
                     "notes": {"weights": ["not", "a", "string"]},
+                    "cost": None,
                 }
             ).encode(),
             "malformed field(s) ['notes']",
+        ),
+        *(
+            (json.dumps({**GOOD_RESULT, "cost": cost}).encode(), reason)
+            for cost, reason in BAD_COSTS
         ),
     ],
 )
@@ -213,6 +245,7 @@ def test_the_childs_json_keeps_only_the_schema(tmp_path):
         "device_name": "x" * 5000,
         "peak_gpu_memory_mb": None,
         "notes": {"weights": "efficientnet-lite0"},
+        "cost": {"params": 10, "trainable_params": 4, "flops_per_image": 2000},
         "extra": "dropped",
     }
     path.write_text(json.dumps(good))

@@ -13,10 +13,14 @@ import math
 from typing import Any
 
 from medbench.leaderboard.board import Board, Row
+from medbench.leaderboard.cost import cost_data, record_cost
 from medbench.leaderboard.stats import N_PAIRED, N_RANK, SEED, SEED_METHOD
 from medbench.tasks import Reference, TaskSpec
 
 DIGITS = 6  # decimals kept in CSV/JSON; markdown shows 3 of them
+# medbench.leaderboard.cost: counts reported by the run, then what depends on the machine
+COST_COLUMNS = ("params", "trainable_params", "flops_per_image", "predict_s_per_case",
+                "device_hours", "on_pareto_front")  # fmt: skip
 
 
 def rounded(v: Any) -> float | None:
@@ -89,6 +93,7 @@ def _entry_data(board: Board, row: Row) -> dict[str, Any]:
         "device": e.record.get("device_name") or e.record.get("device"),
         "isolation": e.isolation,
         "fit_s": rounded(timings.get("fit_s")),
+        "cost": _rounded_all(record_cost(e.record).to_dict()),
         "records": [str(f.name) for f in e.files],
     }
 
@@ -99,6 +104,10 @@ SEED_REFERENCES = (
     "(hierarchical data)",
     "Bouthillier et al. 2021, Accounting for variance in machine learning benchmarks, MLSys",
 )
+
+
+def _rounded_all(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: rounded(v) if isinstance(v, float) else v for k, v in data.items()}
 
 
 def _undefined(metric: dict[str, Any]) -> int:
@@ -200,6 +209,7 @@ def board_data(board: Board) -> dict[str, Any]:
         "rounds": rounds,
         "data_efficiency": _efficiency_data(board),
         "subgroups": _subgroup_data(board),
+        "cost": cost_data(board),
     }
 
 
@@ -214,13 +224,22 @@ def _subgroup_data(board: Board) -> list[dict[str, Any]]:
                 {
                     "submission": name,
                     "values": {
-                        lab: {"value": rounded(c.value), "ci_low": rounded(c.ci_low),
-                              "ci_high": rounded(c.ci_high), "n": c.n}
+                        lab: {
+                            "value": rounded(c.value),
+                            "ci_low": rounded(c.ci_low),
+                            "ci_high": rounded(c.ci_high),
+                            "n": c.n,
+                        }
                         for lab, c in cells.items()
                     },
                     "gaps": [
-                        {"subgroup": g.label, "value": rounded(g.value), "p": rounded(g.p),
-                         "p_holm": rounded(g.p_holm), "flagged": g.flagged}
+                        {
+                            "subgroup": g.label,
+                            "value": rounded(g.value),
+                            "p": rounded(g.p),
+                            "p_holm": rounded(g.p_holm),
+                            "flagged": g.flagged,
+                        }
                         for g in gaps
                     ],
                 }  # fmt: skip
@@ -284,6 +303,8 @@ def _csv_rows(data: dict[str, Any], others: list[str], classes: list[str]) -> li
             "device": e["device"],
             "isolation": e["isolation"],
             "fit_s": e["fit_s"],
+            **{k: e["cost"][k] for k in COST_COLUMNS if k != "on_pareto_front"},
+            "on_pareto_front": e["submission"] in data["cost"]["pareto_front"],
         }
         for m in others:
             row[m], row[f"{m}_n_undefined"] = e["metrics"][m], e["metrics_n_undefined"][m]
@@ -329,7 +350,7 @@ def render_csv(board: Board) -> str:
         f"{p}_n_undefined", f"{p}_seed_mean", f"{p}_seed_sd", f"{p}_seed_values", f"{p}_ci_method",
         "delta_to_leader", "p_raw", "p_holm",
         *others, *(f"{m}_n_undefined" for m in others), *(f"{p}_{c}" for c in classes),
-        *(f"{p}_{c}_n_undefined" for c in classes), "rank_low", "rank_high", "device", "isolation", "fit_s", "note",
+        *(f"{p}_{c}_n_undefined" for c in classes), "rank_low", "rank_high", "device", "isolation", "fit_s", *COST_COLUMNS, "note",
     ]  # fmt: skip
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n")

@@ -307,14 +307,47 @@ def figures_for(board: Board) -> dict[str, bytes]:
         out["worst"] = worst
     if board.efficiency is not None and board.efficiency.curves:
         out["efficiency"] = figure_efficiency(board)
+    from medbench.leaderboard.cost import figure_cost  # it draws with this module's style
+
+    if (cost := figure_cost(board)) is not None:
+        out["cost"] = cost
     return out
+
+
+def gallery_split(board: Board) -> str:
+    """The split the leader's worst-cases gallery shows (records before ``gallery.split``: test)."""
+    gallery = board.ranked[0].record.get("gallery") if board.ranked else None
+    split = gallery.get("split") if isinstance(gallery, dict) else None
+    return split if split in ("val", "test") else "test"
+
+
+def gallery_title(board: Board) -> str:
+    if gallery_split(board) == "val":
+        return "The leader's worst validation cases (no test labels shown)"
+    return "The leader's worst test cases (test labels shown)"
+
+
+def gallery_caption(board: Board) -> str:
+    """What the gallery shows, and whether that gives away test labels."""
+    p = board.spec.primary_metric
+    if gallery_split(board) == "val":
+        return (
+            f"*The leader's worst validation cases by per-case `{p}`, chosen among its "
+            "validation predictions and drawn with the validation truth: no test image or label "
+            "is shown.*"
+        )
+    return (
+        f"*The leader's worst test cases by per-case `{p}`, drawn with their test truth: this "
+        "figure shows test labels. A competition with hidden test labels runs with "
+        "`medbench run --gallery-split val`, which draws validation cases instead.*"
+    )
 
 
 def leader_gallery(board: Board) -> bytes | None:
     """The leader's worst-cases PNG stored by the runner beside its record, if present and intact."""
     leader = board.ranked[0]
     gallery = leader.record.get("gallery")
-    if not gallery:
+    if not gallery or not gallery.get("file"):
         return None
     path = leader.files[0].parent / gallery["file"]
     if not path.is_file():

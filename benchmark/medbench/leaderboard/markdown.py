@@ -12,6 +12,7 @@ from typing import Any
 
 from medbench.leaderboard.board import Board
 from medbench.leaderboard.comparisons import coarse_rows, ensemble_rows, tta_rows
+from medbench.leaderboard.cost import cost_caption, cost_section
 from medbench.leaderboard.entries import Entry
 from medbench.leaderboard.export import (
     best_anchor,
@@ -20,6 +21,7 @@ from medbench.leaderboard.export import (
     other_metrics,
     rounded,
 )
+from medbench.leaderboard.figures import gallery_caption, gallery_title
 from medbench.leaderboard.stats import N_PAIRED, N_RANK, SEED
 from medbench.leaderboard.subgroups import N_GAP, subgroup_tables
 from medbench.leaderboard.transfer import COLUMNS as TRANSFER_COLUMNS
@@ -129,6 +131,8 @@ def page_sections(
         sections.append(("subgroups", groups))
     if efficiency := _efficiency_section(board):
         sections.append(("efficiency", efficiency))
+    if cost := cost_section(board):
+        sections.append(("cost", cost))
     if coarse := _coarse_section(board):
         sections.append(("coarse", coarse))
     if ensembles := _ensemble_section(board):
@@ -152,7 +156,11 @@ def page_sections(
         lines = ["## Figures"]
         for f in figures:
             rel = Path(os.path.relpath(f.resolve(), Path(out_dir).resolve())).as_posix()
-            lines += ["", f"![{_figure_title(f)}]({rel})"]
+            kind = f.stem.rsplit("-", 1)[-1]
+            title = gallery_title(board) if kind == "worst" else _figure_title(f)
+            lines += ["", f"![{title}]({rel})"]
+            if kind in ("worst", "cost"):
+                lines += ["", gallery_caption(board) if kind == "worst" else cost_caption(board)]
         sections.append(("figures", lines))
     if data["failed"]:
         lines = [
@@ -475,6 +483,7 @@ def _figure_title(path: Path) -> str:
         "worst": "The leader's worst test cases",
         "efficiency": "Data efficiency",
         "seeds": "Seeds",
+        "cost": "Accuracy against compute cost",
     }.get(kind, kind)
 
 

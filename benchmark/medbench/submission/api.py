@@ -192,3 +192,14 @@ class Submission(ABC):
 
     @abstractmethod
     def predict(self, task: TaskInfo, test: Dataset, ctx: RunContext) -> Prediction: ...
+
+    def cost(self, task: TaskInfo) -> dict[str, Any] | None:
+        """What the fitted model costs, called once after :meth:`fit`; None: not stated.
+
+        A dict of ``params`` and ``trainable_params`` (counts), ``flops_per_image`` (FLOPs of one
+        forward pass of one image, 2 per multiply-add), ``flops_input`` (the ``[H, W]`` they were
+        counted at) and ``flops_input_note`` (why that size), each None when not known. The
+        record shows them as reported by the run (:mod:`medbench.cost`); ``TorchSubmission``
+        counts its model.
+        """
+        return None

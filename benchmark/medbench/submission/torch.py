@@ -62,6 +62,7 @@ from medbench.errors import SubmissionError
 from medbench.submission import heads as H
 from medbench.submission import trainer as T
 from medbench.submission.api import Dataset, Prediction, RunContext, Submission, TaskInfo
+from medbench.submission.cost import count_parameters, forward_flops
 from medbench.submission.instances import instances_from_probabilities
 from medbench.submission.trainer import TrainConfig, train_one_epoch
 from medbench.submission.trainer_data import (
@@ -209,6 +210,42 @@ class TorchSubmission(Submission):
             self._model = model
         loader = self._inference_loader(task, test, device)
         return self._collect(task, model, loader, device, tta=self.config.tta)
+
+    def cost(self, task: TaskInfo) -> dict[str, Any] | None:
+        """The fitted model's parameters and the FLOPs of one forward pass of one image at
+        :meth:`cost_input` (:mod:`medbench.submission.cost`); None before :meth:`fit`."""
+        model = self._model
+        if model is None:
+            return None
+        params, trainable = count_parameters(model)
+        (h, w), note = self.cost_input(task)
+        # An operation the counter cannot trace costs the count, never the trained run.
+        try:
+            flops = forward_flops(model, (task.channels, h, w), channels_last=self.channels_last)
+        except Exception as exc:
+            logging.getLogger("medbench.submission").warning("FLOPs not counted: %s", exc)
+            flops, note = None, f"not counted ({type(exc).__name__}: {exc})"
+        return {
+            "params": params,
+            "trainable_params": trainable,
+            "flops_per_image": flops,
+            "flops_input": [h, w],
+            "flops_input_note": note,
+        }
+
+    def cost_input(self, task: TaskInfo) -> tuple[tuple[int, int], str]:
+        """The ``(H, W)`` the FLOPs are counted at, and why: the task's input size (padded as
+        the trainer pads it), or for a native-size task the training crop (segmentation) or
+        ``[train] image_size``, else the trainer's default crop."""
+        if task.input_size is not None:
+            h, w = task.input_size
+            d = self.size_divisor if task.kind in SEGMENTATION else 1
+            hp, wp = -(-h // d) * d, -(-w // d) * d
+            if (hp, wp) == (h, w):
+                return (h, w), "the task's input size"
+            return (hp, wp), f"the task's input size {h}x{w}, padded to a multiple of {d}"
+        side = self.crop_size(task) or self.config.image_size or T.DEFAULT_CROP
+        return (side, side), f"native-size task: at the {side} px training crop"
 
     # --- internals shared by fit and predict -----------------------------------------------------
 

@@ -116,7 +116,8 @@ class TaskSpec:
     primary_metric: str
     policies: tuple[tuple[str, str], ...] = ()
     references: tuple[Reference, ...] = ()
-    # Task-specific scoring options, e.g. pixel spacing for HD95 or the operating-point rules.
+    # Task-specific scoring options, e.g. pixel spacing for HD95 or the operating-point rules;
+    # ``gallery_split`` ("val" or "test", default test): the split of the worst-cases gallery.
     options: tuple[tuple[str, object], ...] = field(default=())
     modality: str = ""  # one of MODALITIES
     # A binary view of a finer multi-class task (Esteva et al. 2017): (fine task, the fine classes
@@ -171,6 +172,10 @@ class TaskSpec:
             problems.append(f"modality must be one of {MODALITIES}; got {self.modality!r}")
         if self.input.channels not in (1, 3):
             problems.append(f"channels must be 1 or 3; got {self.input.channels}")
+        if self.option("gallery_split", "test") not in ("val", "test"):
+            problems.append(
+                f"option gallery_split must be 'val' or 'test'; got {self.option('gallery_split')!r}"
+            )
         for ref in self.references:
             if ref.metric not in self.metric_names:
                 problems.append(f"reference {ref.source!r} uses unknown metric {ref.metric!r}")

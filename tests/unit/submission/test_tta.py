@@ -26,6 +26,16 @@ from medbench.submission.trainer_data import SEGMENTATION
 from medbench.submission.tta import TTA_MODES, average_over_flips, flip_valid
 from medbench.tasks import get_task
 
+def _num_outputs(task) -> int:
+    """The outputs the standard trainer gives ``task`` (default softmax heads)."""
+
+    class Probe(TorchSubmission):
+        def build_model(self, task):
+            raise NotImplementedError
+
+    return Probe().num_outputs(task)
+
+
 # Numpy flips of an (H, W, C) image / a (K, H, W) map, as the modes define them.
 IMAGE_FLIPS = {"h": (1,), "v": (0,), "hv": (0, 1)}
 MAP_FLIPS = {"h": (-1,), "v": (-2,), "hv": (-2, -1)}
@@ -127,13 +137,13 @@ def _seeded(module: nn.Module) -> nn.Module:
 
 def pixel_net(task: TaskInfo) -> nn.Module:
     """1x1 convolutions: each output pixel sees only its own input pixel (flip-equivariant)."""
-    k = TorchSubmission.num_outputs(task)
+    k = _num_outputs(task)
     return _seeded(nn.Sequential(nn.Conv2d(task.channels, 4, 1), nn.Tanh(), nn.Conv2d(4, k, 1)))
 
 
 def pooled_net(task: TaskInfo) -> nn.Module:
     """1x1 convolution, global average pool, linear: flip-invariant class logits."""
-    k = TorchSubmission.num_outputs(task)
+    k = _num_outputs(task)
     return _seeded(
         nn.Sequential(
             nn.Conv2d(task.channels, 4, 1),
@@ -178,11 +188,11 @@ class LeftAndTop(nn.Module):
 
 
 def where_pixel_is(task: TaskInfo) -> nn.Module:
-    return WherePixelIs(task.channels, TorchSubmission.num_outputs(task))
+    return WherePixelIs(task.channels, _num_outputs(task))
 
 
 def left_and_top(task: TaskInfo) -> nn.Module:
-    return LeftAndTop(TorchSubmission.num_outputs(task))
+    return LeftAndTop(_num_outputs(task))
 
 
 SEG_TASKS = ["toy-anatomy", "dsb2018-nuclei"]  # fixed size; native sizes, padded
