@@ -26,6 +26,7 @@ from medbench.submission.trainer_data import SEGMENTATION
 from medbench.submission.tta import TTA_MODES, average_over_flips, flip_valid
 from medbench.tasks import get_task
 
+
 def _num_outputs(task) -> int:
     """The outputs the standard trainer gives ``task`` (default softmax heads)."""
 
