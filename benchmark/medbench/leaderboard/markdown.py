@@ -427,8 +427,9 @@ def _tta_section(board: Board) -> list[str]:
         "",
         "Runs with `[train] tta` (predictions averaged over flipped copies of each image; masks "
         "flipped back first) beside the run of the same submission content and settings "
-        f"without it; the board's paired test ({board.paired_test}). The cost is prediction "
-        "time (val and test), as recorded.",
+        f"without it; the board's paired test ({board.paired_test}). Each entry counts over its "
+        "own seeds, so run both with the same seeds to compare like with like. The cost is "
+        "prediction time, as recorded.",
         "",
         *_table(table),
     ]
