@@ -18,6 +18,7 @@ from typing import Any
 
 from medbench.errors import SubmissionError, UnknownNameError
 from medbench.submission.api import Submission
+from medbench.submission.choices import check_loss
 from medbench.submission.heads import check_heads
 from medbench.submission.snapshot import content_hash  # noqa: F401 (re-exported: one definition)
 from medbench.submission.tta import check_mode
@@ -44,9 +45,12 @@ TRAIN_TYPES: dict[str, tuple[type, ...]] = {
     "trainable_stages": (int,),
     "tta": (str,),
     "heads": (str,),
+    "loss": (str,),
+    "tile": (int,),
+    "tile_overlap": (int,),
 }
 # Keys whose value must also be one of a few: checked here, before a run is staged.
-_TRAIN_VALUE_CHECKS = {"tta": check_mode, "heads": check_heads}
+_TRAIN_VALUE_CHECKS = {"tta": check_mode, "heads": check_heads, "loss": check_loss}
 
 
 @dataclass(frozen=True)

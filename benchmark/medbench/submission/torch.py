@@ -38,6 +38,11 @@ after the last epoch, the trainer writes ``checkpoint.pt`` (atomically) to ``ctx
 weights with the best validation metric are kept in ``best.pt`` and used to predict. With ``ctx.resume`` an interrupted
 run continues from its checkpoint and ends as the uninterrupted run would have.
 
+``[train] loss`` chooses the segmentation loss (BCE + soft Dice, soft Dice, pixel-wise BCE, or BCE
+weighted by inverse class frequency in the training masks); ``[train] tile = 256`` with
+``tile_overlap = 32`` predicts segmentation maps in overlapping, blended windows
+(:mod:`medbench.submission.tiles`), so a model trained on crops predicts large images whole.
+
 ``[train] tta = "hflip"`` or ``"flips"`` averages the probabilities of :meth:`predict` (the val
 and the test predictions alike, so operating points chosen on val fit the test predictions)
 over flipped copies of each image, maps flipped back, before :meth:`postprocess`; it costs 2x or
@@ -62,8 +67,9 @@ from medbench.errors import SubmissionError
 from medbench.submission import heads as H
 from medbench.submission import trainer as T
 from medbench.submission.api import Dataset, Prediction, RunContext, Submission, TaskInfo
+from medbench.submission.choices import check_loss_for, check_tile
 from medbench.submission.cost import count_parameters, forward_flops
-from medbench.submission.instances import instances_from_probabilities
+from medbench.submission.instances import instance_targets, instances_from_probabilities
 from medbench.submission.trainer import TrainConfig, train_one_epoch
 from medbench.submission.trainer_data import (
     SEGMENTATION,
@@ -73,7 +79,11 @@ from medbench.submission.trainer_data import (
     default_workers,
     make_loader,
 )
-from medbench.submission.trainer_losses import default_loss
+from medbench.submission.trainer_losses import (
+    class_frequencies,
+    default_loss,
+    segmentation_loss,
+)
 
 __all__ = ["TorchSubmission", "TrainConfig", "train_one_epoch"]
 
@@ -90,6 +100,7 @@ class TorchSubmission(Submission):
     channels_last: bool = True
     config: TrainConfig = TrainConfig()
     _model: nn.Module | None = None
+    _mask_frequencies: np.ndarray | None = None  # for [train] loss = "weighted-ce"
 
     # --- hooks -----------------------------------------------------------------------------------
 
@@ -107,7 +118,10 @@ class TorchSubmission(Submission):
         return None
 
     def loss(self, task: TaskInfo) -> nn.Module:
-        """``loss(logits, target)``; default by kind: cross-entropy or BCE + soft Dice."""
+        """``loss(logits, target)``; default by kind: cross-entropy, or for segmentation the
+        ``[train] loss`` (BCE + soft Dice unless set; :mod:`~medbench.submission.trainer_losses`)."""
+        if task.kind in SEGMENTATION:
+            return segmentation_loss(self.config.loss, self._mask_frequencies)
         return default_loss(task.kind)
 
     def optimizer(self, model: nn.Module, task: TaskInfo) -> torch.optim.Optimizer:
@@ -176,6 +190,10 @@ class TorchSubmission(Submission):
                 f"[train] heads = {self.config.heads!r} is for classification; {task.name!r} is "
                 f"{task.kind}"
             )
+        check_loss_for(task.kind, self.config.loss)
+        if self.config.tile is not None and task.kind not in SEGMENTATION:
+            raise SubmissionError(f"[train] tile is for segmentation; {task.name!r} is {task.kind}")
+        check_tile(self.config.tile, self.config.tile_overlap, self.size_divisor)
         device = T.resolve_device(ctx.device)
         cuda = device.type == "cuda"
         if cuda:
@@ -187,6 +205,13 @@ class TorchSubmission(Submission):
             raise SubmissionError(f"fit on {task.name!r} got an empty training set")
         T.seed_all(ctx.seed)
         self._model = None
+        self._mask_frequencies = None
+        if self.config.loss == "weighted-ce":
+            self._mask_frequencies = training_mask_frequencies(task, train)
+            log.info(
+                "weighted-ce: foreground frequencies %s",
+                ", ".join(f"{f:.4f}" for f in self._mask_frequencies),
+            )
         with T.deterministic(not cuda):
             model = self._new_model(task, device)
             run = _Run(self, task, train, val, ctx, model, device, log)
@@ -300,6 +325,8 @@ class TorchSubmission(Submission):
             activation,
             channels_last=self.channels_last,
             tta=tta,
+            tile=self.config.tile if segmentation else None,
+            tile_overlap=self.config.tile_overlap,
         )
         for probs, sizes in batches:
             for p, (h, w) in zip(probs, sizes, strict=True):
@@ -330,6 +357,15 @@ class TorchSubmission(Submission):
                 f"build_model for {task.kind} task {task.name!r} must map {(n, c, h, w)} inputs to "
                 f"{expected} logits; got {tuple(out.shape)}"
             )
+
+
+def training_mask_frequencies(task: TaskInfo, train: Dataset) -> np.ndarray:
+    """Foreground frequency per output channel over the training masks, as the loss sees them
+    (instance tasks: foreground and boundary band; :mod:`~medbench.submission.instances`)."""
+    if task.kind == "instance-segmentation":
+        masks = (instance_targets(np.asarray(t)) for t in train.targets)
+        return class_frequencies(masks, 2)
+    return class_frequencies((np.asarray(t) for t in train.targets), task.n_classes)
 
 
 class _Run:

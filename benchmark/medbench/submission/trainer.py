@@ -22,7 +22,9 @@ from torch import nn
 
 from medbench.errors import MedbenchError, SubmissionError
 from medbench.submission.api import seed_everything
+from medbench.submission.choices import DEFAULT_LOSS, check_loss, check_tile
 from medbench.submission.heads import check_heads, class_probabilities
+from medbench.submission.tiles import tiled
 from medbench.submission.transforms import normalise
 from medbench.submission.tta import average_over_flips, check_mode
 
@@ -54,6 +56,10 @@ class TrainConfig:
     or ``"flips"`` (identity, left-right, up-down and both); see :mod:`medbench.submission.tta`.
     ``heads``: ``"softmax"`` or ``"cumulative"`` (Gulshan et al.'s binary heads on ordered
     classes, one per level); see :mod:`medbench.submission.heads`.
+    ``loss`` (segmentation): ``"bce+dice"``, ``"dice"``, ``"ce"`` or ``"weighted-ce"``; see
+    :mod:`medbench.submission.trainer_losses`. ``tile`` / ``tile_overlap`` (segmentation):
+    predict in overlapping ``tile``-pixel windows, blended (:mod:`medbench.submission.tiles`);
+    None (the default) predicts whole images.
     """
 
     epochs: int = 10
@@ -70,6 +76,9 @@ class TrainConfig:
     amp: bool = True
     tta: str = "none"
     heads: str = "softmax"
+    loss: str = DEFAULT_LOSS
+    tile: int | None = None
+    tile_overlap: int = 32
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -90,6 +99,9 @@ class TrainConfig:
             amp=bool(options.get("amp", cls.amp)),
             tta=options.get("tta", cls.tta),
             heads=options.get("heads", cls.heads),
+            loss=options.get("loss", cls.loss),
+            tile=options.get("tile"),
+            tile_overlap=options.get("tile_overlap", cls.tile_overlap),
             options=options,
         )
         config.check()
@@ -123,6 +135,8 @@ class TrainConfig:
             )
         check_mode(self.tta, "[train]")
         check_heads(self.heads, "[train]")
+        check_loss(self.loss, "[train]")
+        check_tile(self.tile, self.tile_overlap, 1)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -188,13 +202,16 @@ def infer(
     *,
     channels_last: bool = True,
     tta: str = "none",
+    tile: int | None = None,
+    tile_overlap: int = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (probabilities as float32 numpy, original ``(H, W)`` sizes) batch by batch.
 
     ``activation``: ``"softmax"`` over dim 1 (class logits), ``"sigmoid"`` (channels) or
     ``"cumulative"`` (sigmoid heads P(class >= k) -> class probabilities).
     ``tta``: a mode of :data:`~medbench.submission.tta.TTA_FLIPS`; the probabilities are
-    averaged over its flips (maps flipped back first).
+    averaged over its flips (maps flipped back first). ``tile``: segmentation maps predicted
+    in overlapping windows of that side, blended (:func:`~medbench.submission.tiles.tiled`).
     """
     model.eval()
 
@@ -209,7 +226,7 @@ def infer(
     for images, sizes in loader:
         images = to_input(images, device, channels_last)
         valid = [(int(h), int(w)) for h, w in sizes.tolist()]
-        probs = average_over_flips(forward, images, valid, tta)
+        probs = average_over_flips(tiled(forward, tile, tile_overlap), images, valid, tta)
         yield probs.cpu().numpy(), sizes.numpy()
 
 
