@@ -210,6 +210,37 @@ def board_data(board: Board) -> dict[str, Any]:
         "data_efficiency": _efficiency_data(board),
         "subgroups": _subgroup_data(board),
         "cost": cost_data(board),
+        "architectures": _architecture_data(board),
+    }
+
+
+def _architecture_data(board: Board) -> dict[str, Any] | None:
+    from medbench.leaderboard.architectures import architecture_table
+
+    table = architecture_table(board)
+    if table is None:
+        return None
+    return {
+        "columns": [key for key, _, _ in table["columns"]],
+        "rows": [
+            {
+                "entry": r.entry,
+                "architecture": r.architecture,
+                "loss": r.loss,
+                "settings": r.settings,
+                "rank_label": r.rank_label,
+                "values": {
+                    k: {
+                        "value": rounded(v.value),
+                        "ci_low": rounded(v.ci_low),
+                        "ci_high": rounded(v.ci_high),
+                    }
+                    for k, v in r.cells.items()
+                },  # fmt: skip
+            }
+            for r in table["rows"]
+        ],
+        "anchors": [{"source": s, "values": c} for s, c in table["anchors"]],
     }
 
 

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medbench.leaderboard.architectures import architecture_table
 from medbench.leaderboard.board import Board
 from medbench.leaderboard.comparisons import coarse_rows, ensemble_rows, tta_rows
 from medbench.leaderboard.cost import cost_caption, cost_section
@@ -127,6 +128,8 @@ def page_sections(
         ("table", _leaderboard_table(board, data, out_dir, submissions_root, multi_seed)),
         ("notes", _footnotes(board, data, multi_seed)),
     ]
+    if architectures := _architecture_section(board):
+        sections.append(("architectures", architectures))
     if groups := _subgroup_section(board):
         sections.append(("subgroups", groups))
     if efficiency := _efficiency_section(board):
@@ -257,6 +260,40 @@ def seed_spread(e: dict[str, Any]) -> str:
 
 def rank_interval(e: dict[str, Any]) -> str:
     return "–" if e["rank_low"] is None else f"[{e['rank_low']}, {e['rank_high']}]"
+
+
+def _architecture_section(board: Board) -> list[str]:
+    """Architecture x loss, per-structure Dice and Jaccard (Novikov et al. 2018's layout)."""
+    table = architecture_table(board)
+    if table is None:
+        return []
+    cols = table["columns"]
+    head = ["Rank", "Architecture", "Loss", *(f"{title} [95 % CI]" for _, title, _ in cols)]
+    lines = [head + ["Settings", "Entry"]]
+    for r in table["rows"]:
+        lines.append(
+            [r.rank_label, cell(r.architecture), f"`{cell(r.loss)}`"]
+            + [with_ci(r.cells[k].value, r.cells[k].ci_low, r.cells[k].ci_high) for k, _, _ in cols]
+            + [cell(r.settings), cell(r.entry)]
+        )
+    for source, cells in table["anchors"]:
+        lines.append(
+            ["–", f"*{ANCHOR}: {cell(source)}*", ""]
+            + [f"*{num(cells[k])}*" if k in cells else "" for k, _, _ in cols]
+            + ["", ""]
+        )
+    return [
+        "## Architectures and losses",
+        "",
+        "The trained entries by architecture (submission folder · `[train] variant`) and loss "
+        "(`[train] loss`), as Novikov et al. (2018) tabulate U-Net variants and losses: each "
+        "value is the entry's first-seed run with its bootstrap 95 % CI; the rank is the "
+        "board's (paired tests against the leader on the primary metric, Holm; = marks a "
+        "tie). Rows trained with other settings (width, epochs, device) differ for that "
+        "reason too.",
+        "",
+        *_table(lines),
+    ]
 
 
 def _subgroup_section(board: Board) -> list[str]:

@@ -42,8 +42,8 @@ def check_loss_for(kind: str, loss: str) -> None:
 
 def check_tile(tile: Any, overlap: Any, divisor: int) -> None:
     """``tile`` None (whole images) or a positive multiple of the model's ``divisor``;
-    ``tile_overlap`` at least 0 and under half the tile (each pixel is then in at most two
-    tiles along each axis, and every tile has a centre no other tile blends into)."""
+    ``tile_overlap`` from 0 to half the tile (the ramps at a window's two sides then never
+    cross)."""
     if tile is None:
         return
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
@@ -52,8 +52,8 @@ def check_tile(tile: Any, overlap: Any, divisor: int) -> None:
         raise SubmissionError(
             f"[train] tile must be a multiple of the model's size divisor {divisor}; got {tile}"
         )
-    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tile / 2:
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= tile // 2:
         raise SubmissionError(
-            f"[train] tile_overlap must be an integer from 0 to under half the tile ({tile}); "
+            f"[train] tile_overlap must be an integer from 0 to half the tile ({tile} px); "
             f"got {overlap!r}"
         )
