@@ -48,6 +48,14 @@ add(
                 "training set-up",
                 (("lungs", 0.971), ("heart", 0.938), ("clavicles", 0.880)),
             ),
+            Reference(
+                "Novikov et al. 2018 (InvertedNet, Dice loss)",
+                "iou",
+                0.900,
+                "mean of the per-structure Jaccard of their best model, from the abstract of "
+                "arXiv:1701.08816v4; same SCR fold protocol; their own training set-up",
+                (("lungs", 0.950), ("heart", 0.882), ("clavicles", 0.868)),
+            ),
         ),
         # JSRT: 0.175 mm pixels at 2048x2048; at 256x256 one pixel is 8 of those.
         options=(("pixel_spacing_mm", 0.175 * 2048 / 256),),
