@@ -120,6 +120,31 @@ cnn_variants() {
   return $status
 }
 
+# The Novikov table on jsrt-anatomy (architecture x loss, submissions/novikov) and the FCN and
+# DeepLabv3+ entries. --cpu: each submission.toml (base width 8, 25 epochs of batches of 4;
+# InvertedNet at base width 1, the U-Net's FLOPs). The GPU settings (not yet run on a GPU): the
+# unet entry's 150 epochs at base width 32; InvertedNet at 16 (256 maps at full resolution).
+segmentation_table() {
+  local gpu="base_width=32 epochs=150 batch_size=8 checkpoint_every=25" loss variant task sub
+  run novikov jsrt-anatomy --gpu "$gpu"
+  for loss in dice ce weighted-ce; do
+    run novikov jsrt-anatomy --variant "$loss" --gpu "$gpu" --all "loss=$loss"
+  done
+  for variant in all-dropout all-conv; do
+    run novikov jsrt-anatomy --variant "$variant" --gpu "$gpu" --all "variant=$variant"
+  done
+  run novikov jsrt-anatomy --variant inverted --all "variant=inverted" \
+    --gpu "base_width=16 epochs=150 batch_size=8 checkpoint_every=25" --cpu "base_width=1"
+  for sub in novikov fcn deeplabv3plus; do
+    for task in $(tasks_of "$sub"); do
+      case "$sub/$task" in novikov/jsrt-anatomy) continue ;; esac
+      [ "$MODE" = cpu ] && [ "$task" = dsb2018-nuclei ] && continue  # an hour of CPU each
+      run "$sub" "$task" --gpu "base_width=32 epochs=150 batch_size=8"
+    done
+  done
+  return $status
+}
+
 started=$SECONDS
 if [ "$MODE" = gpu ]; then
   # The GPU trains while the CPU-only entries use the cores beside its data loaders.
@@ -127,11 +152,13 @@ if [ "$MODE" = gpu ]; then
   cpu_pid=$!
   torch_entries || status=1
   cnn_variants || status=1
+  segmentation_table || status=1
   wait "$cpu_pid" || status=1
 else
   cpu_only || status=1
   torch_entries || status=1
   cnn_variants || status=1
+  segmentation_table || status=1
 fi
 echo "reference suite ($MODE): $((SECONDS - started)) s of runs"
 

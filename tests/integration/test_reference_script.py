@@ -59,11 +59,18 @@ def test_gpu_mode_runs_torch_entries_on_cuda_and_the_rest_on_the_cpu(tmp_path):
     proc, calls = _reference(tmp_path, None, available=["toy-anatomy", "jsrt-anatomy"])
     assert proc.returncode == 0, proc.stderr
     runs = _runs(calls)
+    table = {
+        (f"novikov{v}", "jsrt-anatomy")
+        for v in ("", "+dice", "+ce", "+weighted-ce", "+all-dropout", "+all-conv", "+inverted")
+    }
     assert set(runs) == {
         ("dummy", "toy-anatomy"),
         ("dummy", "jsrt-anatomy"),
         ("unet", "toy-anatomy"),
         ("unet", "jsrt-anatomy"),
+        *table,
+        ("novikov", "toy-anatomy"),
+        *((s, t) for s in ("fcn", "deeplabv3plus") for t in ("toy-anatomy", "jsrt-anatomy")),
     }  # tasks without data are skipped, and lbp-svm enters neither task
     assert _value(runs[("unet", "jsrt-anatomy")], "--device") == "cuda"
     assert _sets(runs[("unet", "jsrt-anatomy")]) == ["epochs=150", "checkpoint_every=25"]
@@ -93,8 +100,29 @@ def test_a_failed_run_fails_the_script_after_the_others_ran(tmp_path, mode):
     )
     assert proc.returncode == 1
     ran = {k[0] for k in _runs(calls)}
-    assert ran == {"dummy", "lbp-svm", "deep-features", "unet", "cnn"}
+    assert ran == {
+        "dummy", "lbp-svm", "deep-features", "unet", "cnn", "novikov", "fcn", "deeplabv3plus"
+    }  # fmt: skip
     assert calls[-1][0] == "leaderboard"
+
+
+def test_the_novikov_table_runs_every_variant_and_loss(tmp_path):
+    proc, calls = _reference(tmp_path, "--cpu", available=["jsrt-anatomy", "dsb2018-nuclei"])
+    assert proc.returncode == 0, proc.stderr
+    runs = _runs(calls)
+    assert _sets(runs[("novikov", "jsrt-anatomy")]) == []  # its submission.toml: the CPU table
+    for loss in ("dice", "ce", "weighted-ce"):
+        assert _sets(runs[(f"novikov+{loss}", "jsrt-anatomy")]) == [f"loss={loss}"]
+    for variant in ("all-dropout", "all-conv"):
+        assert _sets(runs[(f"novikov+{variant}", "jsrt-anatomy")]) == [f"variant={variant}"]
+    assert _sets(runs[("novikov+inverted", "jsrt-anatomy")]) == ["base_width=1", "variant=inverted"]
+    assert ("fcn", "jsrt-anatomy") in runs and ("deeplabv3plus", "jsrt-anatomy") in runs
+    assert ("fcn", "dsb2018-nuclei") not in runs  # an hour of CPU each: not in --cpu
+    (tmp_path / "gpu").mkdir()
+    _, gpu_calls = _reference(tmp_path / "gpu", None, available=["jsrt-anatomy"])
+    gpu = _runs(gpu_calls)
+    assert _value(gpu[("novikov+inverted", "jsrt-anatomy")], "--device") == "cuda"
+    assert "base_width=32" in _sets(gpu[("novikov+dice", "jsrt-anatomy")])
 
 
 def test_quick_mode_trains_one_epoch(tmp_path):
