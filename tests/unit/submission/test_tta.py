@@ -314,7 +314,9 @@ def test_tta_none_and_no_tta_key_predict_bit_for_bit_as_before(tmp_path, monkeyp
     module = build(task)
     unset = _predict(task, module, data, tmp_path, None)
     none = _predict(task, module, data, tmp_path, "none")
-    monkeypatch.setattr(T, "infer", lambda *a, tta="none", **kw: _infer_before(*a, **kw))
+    monkeypatch.setattr(
+        T, "infer", lambda *a, tta="none", tile=None, tile_overlap=0, **kw: _infer_before(*a, **kw)
+    )
     before = _predict(task, module, data, tmp_path, None)
     for a, b, c in zip(unset, none, before, strict=True):
         assert np.array_equal(a, b) and np.array_equal(a, c)
