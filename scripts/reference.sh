@@ -120,8 +120,9 @@ cnn_variants() {
   return $status
 }
 
-# The Novikov table on jsrt-anatomy (architecture x loss, submissions/novikov) and the FCN and
-# DeepLabv3+ entries. --cpu: each submission.toml (base width 8, 25 epochs of batches of 4;
+# The Novikov table on jsrt-anatomy (architecture x loss, submissions/novikov: every variant
+# with bce+dice and with the Dice loss, the U-Net with every loss), the FCN and DeepLabv3+
+# entries, and the sliding-window baseline of ISBI 2012 (submissions/ciresan). --cpu: each submission.toml (base width 8, 25 epochs of batches of 4;
 # InvertedNet at base width 1, the U-Net's FLOPs). The GPU settings (not yet run on a GPU): the
 # unet entry's 150 epochs at base width 32; InvertedNet at 16 (256 maps at full resolution).
 segmentation_table() {
@@ -132,10 +133,15 @@ segmentation_table() {
   done
   for variant in all-dropout all-conv; do
     run novikov jsrt-anatomy --variant "$variant" --gpu "$gpu" --all "variant=$variant"
+    run novikov jsrt-anatomy --variant "$variant-dice" --gpu "$gpu" \
+      --all "variant=$variant loss=dice"
   done
+  local inverted="base_width=16 epochs=150 batch_size=8 checkpoint_every=25"
   run novikov jsrt-anatomy --variant inverted --all "variant=inverted" \
-    --gpu "base_width=16 epochs=150 batch_size=8 checkpoint_every=25" --cpu "base_width=1"
-  for sub in novikov fcn deeplabv3plus; do
+    --gpu "$inverted" --cpu "base_width=1"
+  run novikov jsrt-anatomy --variant inverted-dice --all "variant=inverted loss=dice" \
+    --gpu "$inverted" --cpu "base_width=1"
+  for sub in novikov fcn deeplabv3plus ciresan; do
     for task in $(tasks_of "$sub"); do
       case "$sub/$task" in novikov/jsrt-anatomy) continue ;; esac
       [ "$MODE" = cpu ] && [ "$task" = dsb2018-nuclei ] && continue  # an hour of CPU each

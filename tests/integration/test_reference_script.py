@@ -62,6 +62,7 @@ def test_gpu_mode_runs_torch_entries_on_cuda_and_the_rest_on_the_cpu(tmp_path):
     table = {
         (f"novikov{v}", "jsrt-anatomy")
         for v in ("", "+dice", "+ce", "+weighted-ce", "+all-dropout", "+all-conv", "+inverted")
+        + ("+all-dropout-dice", "+all-conv-dice", "+inverted-dice")
     }
     assert set(runs) == {
         ("dummy", "toy-anatomy"),
@@ -101,13 +102,22 @@ def test_a_failed_run_fails_the_script_after_the_others_ran(tmp_path, mode):
     assert proc.returncode == 1
     ran = {k[0] for k in _runs(calls)}
     assert ran == {
-        "dummy", "lbp-svm", "deep-features", "unet", "cnn", "novikov", "fcn", "deeplabv3plus"
-    }  # fmt: skip
+        "dummy",
+        "lbp-svm",
+        "deep-features",
+        "unet",
+        "cnn",
+        "novikov",
+        "fcn",
+        "deeplabv3plus",
+    }  # fmt: skip (ciresan enters ISBI only)
     assert calls[-1][0] == "leaderboard"
 
 
 def test_the_novikov_table_runs_every_variant_and_loss(tmp_path):
-    proc, calls = _reference(tmp_path, "--cpu", available=["jsrt-anatomy", "dsb2018-nuclei"])
+    proc, calls = _reference(
+        tmp_path, "--cpu", available=["jsrt-anatomy", "dsb2018-nuclei", "isbi2012-membranes"]
+    )
     assert proc.returncode == 0, proc.stderr
     runs = _runs(calls)
     assert _sets(runs[("novikov", "jsrt-anatomy")]) == []  # its submission.toml: the CPU table
@@ -116,8 +126,16 @@ def test_the_novikov_table_runs_every_variant_and_loss(tmp_path):
     for variant in ("all-dropout", "all-conv"):
         assert _sets(runs[(f"novikov+{variant}", "jsrt-anatomy")]) == [f"variant={variant}"]
     assert _sets(runs[("novikov+inverted", "jsrt-anatomy")]) == ["base_width=1", "variant=inverted"]
+    assert _sets(runs[("novikov+inverted-dice", "jsrt-anatomy")]) == [
+        "base_width=1", "variant=inverted", "loss=dice"
+    ]  # fmt: skip
+    assert _sets(runs[("novikov+all-conv-dice", "jsrt-anatomy")]) == [
+        "variant=all-conv",
+        "loss=dice",
+    ]
     assert ("fcn", "jsrt-anatomy") in runs and ("deeplabv3plus", "jsrt-anatomy") in runs
     assert ("fcn", "dsb2018-nuclei") not in runs  # an hour of CPU each: not in --cpu
+    assert ("ciresan", "isbi2012-membranes") in runs and ("fcn", "isbi2012-membranes") in runs
     (tmp_path / "gpu").mkdir()
     _, gpu_calls = _reference(tmp_path / "gpu", None, available=["jsrt-anatomy"])
     gpu = _runs(gpu_calls)
