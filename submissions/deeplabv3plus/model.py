@@ -191,6 +191,10 @@ class DeepLabV3Plus(TorchSubmission):
     EfficientNet-Lite0 from ImageNet)."""
 
     size_divisor = 16  # the stride of the stem and three strided stages
+    # Contiguous (NCHW) tensors: with channels_last, the backward pass crashed the process on a
+    # CPU (torch 2.14.1: SIGSEGV, or "double free or corruption") at base width 8, whose
+    # low-level branch has 12 channels; width 16 did not. NCHW trains at every width.
+    channels_last = False
 
     def fit(self, task: TaskInfo, train: Dataset, val: Dataset, ctx: RunContext) -> None:
         if ctx.option("pretrained", False):
