@@ -47,8 +47,11 @@ def _scaled(array: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarr
     return np.asarray(image.resize(size, resample))
 
 
-def _tile(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """``(h, w, 3)`` uint8: the image with truth outlines per class and prediction outlines.
+def _tile(
+    image: np.ndarray, truth: np.ndarray, pred: np.ndarray, *, show_image: bool = True
+) -> np.ndarray:
+    """``(h, w, 3)`` uint8: the image with truth outlines per class and prediction outlines
+    (on black without ``show_image``: for data sets whose images may not be redistributed).
 
     ``truth``/``pred`` are ``(C, H, W)`` bool masks or ``(H, W)`` label maps (object borders).
     """
@@ -62,7 +65,7 @@ def _tile(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
         rgb = np.asarray(
             Image.fromarray(image[..., :3].astype(np.uint8)).resize(size, Image.BILINEAR)
         )
-    rgb = rgb.copy()
+    rgb = rgb.copy() if show_image else np.zeros_like(rgb)
     if truth.ndim == 2:
         truth, pred = truth[None], pred[None]
     for c in range(truth.shape[0]):
@@ -93,14 +96,21 @@ def worst_cases_png(
     metric: str,
     higher_is_better: bool,
     split: str = "test",
+    show_images: bool = True,
 ) -> bytes | None:
     """PNG of the ``N_WORST`` cases of ``split`` with the worst per-case ``scores`` (NaN cases
-    skipped; see :func:`worst_indices`); None when no case is defined."""
+    skipped; see :func:`worst_indices`); None when no case is defined. ``show_images=False``
+    draws the outlines only (the data set's terms forbid redistributing its images)."""
     scores = np.asarray(scores, np.float64)
     worst = worst_indices(scores, higher_is_better=higher_is_better)
     if worst.size == 0:
         return None
-    tiles = [_tile(np.asarray(images[i]), np.asarray(truth[i]), np.asarray(pred[i])) for i in worst]
+    tiles = [
+        _tile(
+            np.asarray(images[i]), np.asarray(truth[i]), np.asarray(pred[i]), show_image=show_images
+        )
+        for i in worst
+    ]
     font = ImageFont.load_default(size=12)
     pad, title_h, caption_h = 10, 24, 34
     width = pad + sum(t.shape[1] + pad for t in tiles)
@@ -110,7 +120,7 @@ def worst_cases_png(
     draw.text(
         (pad, 5),
         f"worst {SPLIT_WORDS.get(split, split)} cases: truth (green/blue/yellow per class), "
-        "prediction (magenta)",
+        "prediction (magenta)" + ("" if show_images else "; outlines only (image not shown)"),
         fill=_TEXT,
         font=font,
     )

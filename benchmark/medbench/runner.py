@@ -31,6 +31,7 @@ from medbench.blinding import Blinding, unblind
 from medbench.child import ERROR, RESULT
 from medbench.cost import check_reported, run_cost
 from medbench.data.arrays import Ragged
+from medbench.data.datasets import DATASETS
 from medbench.data.files import locked, sha256_bytes, write_bytes_atomic, write_json_atomic
 from medbench.data.prepare import PreparedTask, answers_dir, load_prepared, prepare, prepared_dir
 from medbench.data.subsets import CLASSIFICATION, TrainSubset, check_fraction, train_subset
@@ -711,6 +712,8 @@ def _gallery(resolved: ResolvedRun, report: ScoreReport, saved, truth) -> dict |
         scores = _val_scores(spec, preds, truth["val"], case_ids)
     images = resolved.prepared.split(split, with_targets=False).images
     higher = spec.primary.higher_is_better
+    # A data set whose terms forbid sharing its images gets outlines only (the PNG is committed).
+    show_images = spec.dataset not in DATASETS or DATASETS.get(spec.dataset).images_redistributable
     png = worst_cases_png(
         images,
         truth[split],
@@ -720,9 +723,10 @@ def _gallery(resolved: ResolvedRun, report: ScoreReport, saved, truth) -> dict |
         metric=primary,
         higher_is_better=higher,
         split=split,
+        show_images=show_images,
     )
     shown = [case_ids[i] for i in worst_indices(scores, higher_is_better=higher)]
-    info = {"split": split, "metric": primary, "cases": shown}
+    info = {"split": split, "metric": primary, "cases": shown, "images": show_images}
     path = resolved.target.with_suffix(".worst.png")
     if png is None:
         path.unlink(missing_ok=True)  # no older run's picture (of test cases, maybe) stays

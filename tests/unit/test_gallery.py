@@ -73,3 +73,56 @@ def test_the_gallery_split_comes_from_the_run_then_the_task_then_test():
     assert wrong.check() == ["option gallery_split must be 'val' or 'test'; got 'train'"]
     with pytest.raises(MedbenchError, match=r"^--gallery-split must be val or test; got 'train'$"):
         RunOptions(gallery_split="train")
+
+
+def _tile_pixels(png: bytes) -> np.ndarray:
+    """The first tile's pixels (below the 24 + 34 px of title and caption, right of the pad)."""
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return picture[24 + 34 : 24 + 34 + TILE, 10 : 10 + TILE]
+
+
+def test_a_data_set_whose_images_may_not_be_shared_gets_outlines_on_black():
+    rng = np.random.default_rng(1)
+    images = [rng.integers(60, 255, (64, 64, 1), dtype=np.uint8) for _ in range(2)]
+    truth = np.zeros((2, 1, 64, 64), bool)
+    truth[:, 0, 10:40, 10:40] = True
+    pred = np.zeros_like(truth)
+    pred[:, 0, 20:50, 20:50] = True
+    args = (images, truth, pred, np.array([0.4, 0.6]), ["a", "b"])
+    shown = _tile_pixels(worst_cases_png(*args, metric="dice", higher_is_better=True))
+    hidden = _tile_pixels(
+        worst_cases_png(*args, metric="dice", higher_is_better=True, show_images=False)
+    )
+    outline = (hidden != 0).any(axis=2)
+    assert outline.any() and outline.mean() < 0.2  # the outlines, and nothing else
+    assert (hidden[~outline] == 0).all()
+    assert (shown[~outline] >= 50).all()  # with the image: its grey values everywhere else
+    colours = {tuple(c) for c in np.unique(hidden.reshape(-1, 3), axis=0)}
+    assert colours == {(0, 0, 0), (255, 0, 255), (25, 230, 25)}
+
+
+def test_the_data_sets_that_forbid_redistribution_hide_their_images():
+    from medbench.data.datasets import DATASETS
+
+    for name in DATASETS.names():
+        ds = DATASETS.get(name)
+        forbidden = "redistribution prohibited" in ds.licence
+        assert ds.images_redistributable is not forbidden, name
+    assert DATASETS.get("jsrt-scr").images_redistributable is False
+
+
+def test_the_caption_says_when_the_images_are_not_drawn():
+    from types import SimpleNamespace
+
+    from medbench.leaderboard.figures import gallery_caption
+
+    def board(gallery):
+        record = {"gallery": gallery}
+        return SimpleNamespace(
+            spec=get_task("jsrt-anatomy"), ranked=[SimpleNamespace(record=record)]
+        )
+
+    hidden = gallery_caption(board({"split": "test", "file": "x.png", "images": False}))
+    assert "only the outlines on black" in hidden and hidden.endswith("images.*")
+    shown = gallery_caption(board({"split": "test", "file": "x.png"}))
+    assert "outlines on black" not in shown and "this figure shows test labels" in shown

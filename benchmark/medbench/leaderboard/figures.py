@@ -329,6 +329,16 @@ def gallery_title(board: Board) -> str:
 
 def gallery_caption(board: Board) -> str:
     """What the gallery shows, and whether that gives away test labels."""
+    gallery = board.ranked[0].record.get("gallery") if board.ranked else None
+    if isinstance(gallery, dict) and gallery.get("images") is False:
+        return _gallery_caption(board)[:-1] + (
+            " The images are not drawn, only the outlines on black: the data set's terms do "
+            "not allow redistributing its images.*"
+        )
+    return _gallery_caption(board)
+
+
+def _gallery_caption(board: Board) -> str:
     p = board.spec.primary_metric
     if gallery_split(board) == "val":
         return (

@@ -73,6 +73,9 @@ class RawDataset(ABC):
     mirror_dir: str = ""  # folder name inside the mirror (MEDBENCH_DATA)
     obtain: str = ""  # how a user gets the files (registration, URL)
     licence: str = ""
+    #: False when the terms forbid redistributing the images: a run's worst-cases gallery, which
+    #: is committed beside its record, then draws the outlines on black, without the image.
+    images_redistributable: bool = True
     expected: dict[str, str] = {}  # layout -> the files it expects, for error messages
     downloads: tuple[Download, ...] = ()
     generated: bool = False  # synthetic: made by medbench, needs no source

@@ -61,6 +61,7 @@ class JSRT(RawDataset):
         "SCR masks at https://www.isi.uu.nl/Research/Databases/SCR/ (registration required)."
     )
     licence = "research and education use only; redistribution prohibited"
+    images_redistributable = False
     expected = {
         "official": "All247images/<NAME>.IMG and the SCR masks .../masks/<structure>/<NAME>.gif",
         "mirror": "images/<NAME>.png, masks/<structure>/<NAME>.png, jsrt.csv",
