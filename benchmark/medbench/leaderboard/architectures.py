@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medbench.leaderboard.board import Board
-from medbench.submission.choices import DEFAULT_LOSS
+from medbench.submission.choices import DEFAULT_LOSS, DEFAULT_TILE_OVERLAP
 
 KINDS = ("multilabel-segmentation",)
 PER_CLASS = ("dice", "iou")
@@ -63,7 +63,7 @@ def settings_text(record: dict[str, Any]) -> str:
     if train.get("image_size"):
         parts.append(f"{train['image_size']} px crops")
     if train.get("tile"):
-        parts.append(f"tiles {train['tile']}/{train.get('tile_overlap', 32)}")
+        parts.append(f"tiles {train['tile']}/{train.get('tile_overlap', DEFAULT_TILE_OVERLAP)}")
     if train.get("pretrained"):
         parts.append("ImageNet encoder")
     return ", ".join(parts + [str(record.get("device") or "–")])

@@ -21,6 +21,7 @@ LOSSES: dict[str, str] = {
     "weighted-ce": "pixel-wise binary cross-entropy, classes weighted by inverse frequency",
 }
 DEFAULT_LOSS = "bce+dice"
+DEFAULT_TILE_OVERLAP = 32  # pixels shared by neighbouring windows of [train] tile
 SEGMENTATION_KINDS = ("multilabel-segmentation", "instance-segmentation")
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from medbench.errors import MedbenchError, SubmissionError
 from medbench.submission.api import seed_everything
-from medbench.submission.choices import DEFAULT_LOSS, check_loss, check_tile
+from medbench.submission.choices import DEFAULT_LOSS, DEFAULT_TILE_OVERLAP, check_loss, check_tile
 from medbench.submission.heads import check_heads, class_probabilities
 from medbench.submission.tiles import tiled
 from medbench.submission.transforms import normalise
@@ -78,7 +78,7 @@ class TrainConfig:
     heads: str = "softmax"
     loss: str = DEFAULT_LOSS
     tile: int | None = None
-    tile_overlap: int = 32
+    tile_overlap: int = DEFAULT_TILE_OVERLAP
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
